@@ -1,0 +1,53 @@
+"""What every command shares: settings loaded once, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+import click
+
+from core.registry import import_app
+from core.runtime import Runtime
+from core.settings import ConfigError, Settings, load_settings
+
+
+class AppContext:
+    def __init__(self, config_file: str | None) -> None:
+        self.config_file = config_file
+        self.overrides: dict[str, Any] = {}
+
+    @cached_property
+    def settings(self) -> Settings:
+        with fail_cleanly():
+            return load_settings(self.config_file, **self.overrides)
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        with fail_cleanly():
+            import_app(self.settings.app)
+            return Runtime(self.settings)
+
+
+@contextlib.contextmanager
+def fail_cleanly() -> Iterator[None]:
+    """Configuration and connection problems end the command with one line, not a traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"cannot import application module {exc.name!r}: check the app setting "
+            "(skyline.toml `app`, SKYLINE_APP or --app) and that it is on PYTHONPATH"
+        ) from None
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))

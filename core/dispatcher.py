@@ -1,0 +1,128 @@
+"""Turning prepared jobs into signed payloads on their connections."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from typing import Any
+
+from core.connections import connect
+from core.events import JobPushed, events
+from core.job import Delay, PreparedJob
+from core.keys import Keys
+from core.payload import build, new_job_id, now_ms
+from core.queue import RedisQueue
+from core.serialization import encode
+from core.settings import Settings, load_settings
+
+BODY_OPTIONS = (
+    "tries",
+    "max_exceptions",
+    "backoff",
+    "timeout",
+    "fail_on_timeout",
+    "delete_when_missing_models",
+)
+
+
+def delay_seconds(delay: Delay | None, now: float | None = None) -> float:
+    """Seconds from now for a delay given as seconds, a timedelta or a datetime."""
+    if delay is None:
+        return 0.0
+    if isinstance(delay, dt.timedelta):
+        return max(delay.total_seconds(), 0.0)
+    if isinstance(delay, dt.datetime):
+        moment = delay if delay.tzinfo else delay.astimezone()
+        return max(moment.timestamp() - (now if now is not None else time.time()), 0.0)
+    if isinstance(delay, int | float) and not isinstance(delay, bool):
+        return max(float(delay), 0.0)
+    raise TypeError(f"a delay is seconds, a timedelta or a datetime, not {delay!r}")
+
+
+def make_body(job: PreparedJob, connection: str, *, job_id: str | None = None) -> dict[str, Any]:
+    options = job.options
+    body_options = {name: getattr(options, name) for name in BODY_OPTIONS}
+    if options.retry_until is not None:
+        body_options["retry_until"] = now_ms() + int(delay_seconds(options.retry_until) * 1000)
+    return {
+        "id": job_id or new_job_id(),
+        "job": job.definition.name,
+        "queue": options.queue or "default",
+        "connection": connection,
+        "args": encode(job.args),
+        "kwargs": encode(job.kwargs),
+        "options": {k: v for k, v in body_options.items() if v is not None},
+        "tags": list(options.tags or []),
+        "pushed_at": now_ms(),
+    }
+
+
+class Dispatcher:
+    """Pushes jobs on the connections the settings declare."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._queues: dict[str, RedisQueue] = {}
+
+    def queue(self, connection: str | None = None) -> RedisQueue:
+        name = connection or self.settings.default_connection
+        if name not in self._queues:
+            self._queues[name] = RedisQueue(connect(self.settings, name), self.keys)
+        return self._queues[name]
+
+    def dispatch(self, jobs: list[PreparedJob]) -> list[str | None]:
+        """Push jobs; many jobs go out in one round trip per connection."""
+        signing_key = self.settings.signing_keys()[0]
+        groups: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
+        ids: list[str | None] = []
+        for job in jobs:
+            connection = job.options.connection or self.settings.default_connection
+            body = make_body(job, connection)
+            ids.append(body["id"])
+            groups[connection].append((body, delay_seconds(job.options.delay)))
+        for connection, bodies in groups.items():
+            if self.settings.connection(connection).driver == "sync":
+                from core.inline import run_inline
+
+                for body, _ in bodies:
+                    run_inline(build(body, signing_key, available_at=now_ms()), self.settings)
+            else:
+                self._push(connection, bodies, signing_key)
+        return ids
+
+    def _push(self, connection: str, bodies: list[tuple[dict, float]], key: str) -> None:
+        queue = self.queue(connection)
+        ready: dict[str, list[str]] = defaultdict(list)
+        later: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        now = now_ms()
+        for body, delay_s in bodies:
+            available_at = now + int(delay_s * 1000)
+            raw = build(body, key, available_at=available_at)
+            if delay_s > 0:
+                later[body["queue"]].append((available_at, raw))
+            else:
+                ready[body["queue"]].append(raw)
+        queue.push_groups(ready, later)
+        if events.wants(JobPushed):
+            for body, delay_s in bodies:
+                events.emit(JobPushed(body["id"], body["job"], body["queue"], connection, delay_s))
+
+
+_default: Dispatcher | None = None
+
+
+def get_dispatcher() -> Dispatcher:
+    """The process's dispatcher, built from the settings on first use."""
+    global _default
+    if _default is None:
+        _default = Dispatcher(load_settings())
+    return _default
+
+
+def set_dispatcher(dispatcher: Dispatcher | None) -> Dispatcher | None:
+    """Swap the process's dispatcher (the queue fake and tests use this); returns the old one."""
+    global _default
+    previous, _default = _default, dispatcher
+    return previous

@@ -1,0 +1,161 @@
+"""The durable failed-job store: what failed, why, and what became of its retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Delete, Engine, Insert, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.db import session_factory
+from core.models import FailedJob
+
+UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclass(frozen=True)
+class FailedJobRecord:
+    id: int
+    uuid: str
+    connection: str
+    queue: str
+    job_name: str
+    payload: str
+    exception_class: str
+    message: str
+    traceback: str
+    failed_at: datetime
+    retry_of: str | None
+    retried_by: str | None
+    retried_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: FailedJob) -> FailedJobRecord:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+class FailedJobRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._dialect = engine.dialect.name
+        self._sessions = session_factory(engine)
+
+    def record(
+        self,
+        *,
+        uuid: str,
+        connection: str,
+        queue: str,
+        job_name: str,
+        payload: str,
+        exception_class: str,
+        message: str,
+        traceback: str,
+        failed_at: datetime | None = None,
+        retry_of: str | None = None,
+    ) -> int:
+        values = dict(
+            uuid=uuid,
+            connection=connection,
+            queue=queue,
+            job_name=job_name,
+            payload=payload,
+            exception_class=exception_class,
+            message=message,
+            traceback=traceback,
+            failed_at=failed_at or datetime.now(UTC),
+            retry_of=retry_of,
+        )
+        with self._sessions.begin() as session:
+            return session.execute(self._upsert(values)).scalar_one()
+
+    def _upsert(self, values: dict[str, Any]) -> Insert:
+        """A duplicate run of a job can fail too; its uuid keeps one row, the latest failure."""
+        if self._dialect not in UPSERT_INSERTS:
+            raise RuntimeError(f"failed jobs need SQLite or PostgreSQL, not {self._dialect}")
+        insert = UPSERT_INSERTS[self._dialect](FailedJob).values(values)
+        changes: dict[str, Any] = {key: insert.excluded[key] for key in values if key != "uuid"}
+        changes["retry_of"] = func.coalesce(insert.excluded.retry_of, FailedJob.retry_of)
+        upsert = insert.on_conflict_do_update(index_elements=[FailedJob.uuid], set_=changes)
+        return upsert.returning(FailedJob.id)
+
+    def remove_by_uuid(self, uuid: str) -> bool:
+        return self._delete(delete(FailedJob).where(FailedJob.uuid == uuid)) > 0
+
+    def get(self, id_or_uuid: int | str) -> FailedJobRecord | None:
+        with self._sessions.begin() as session:
+            row = session.scalars(select(FailedJob).where(_identity(id_or_uuid))).first()
+            return FailedJobRecord.from_row(row) if row else None
+
+    def list(
+        self,
+        *,
+        queue: str | None = None,
+        job_name: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[FailedJobRecord]:
+        query = (
+            select(FailedJob)
+            .where(*_filters(queue, job_name, since))
+            .order_by(FailedJob.failed_at.desc(), FailedJob.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._sessions.begin() as session:
+            return [FailedJobRecord.from_row(row) for row in session.scalars(query)]
+
+    def count(
+        self,
+        *,
+        queue: str | None = None,
+        job_name: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        query = select(func.count(FailedJob.id)).where(*_filters(queue, job_name, since))
+        with self._sessions.begin() as session:
+            return session.execute(query).scalar_one()
+
+    def pending_retry_ids(self, *, queue: str | None = None) -> list[int]:
+        query = select(FailedJob.id).where(FailedJob.retried_by.is_(None), *_filters(queue))
+        with self._sessions.begin() as session:
+            return list(session.scalars(query.order_by(FailedJob.id)))
+
+    def mark_retried(self, id: int, new_uuid: str, at: datetime | None = None) -> None:
+        changes = dict(retried_by=new_uuid, retried_at=at or datetime.now(UTC))
+        with self._sessions.begin() as session:
+            session.execute(update(FailedJob).where(FailedJob.id == id).values(changes))
+
+    def forget(self, id: int) -> bool:
+        return self._delete(delete(FailedJob).where(FailedJob.id == id)) > 0
+
+    def flush(self) -> int:
+        return self._delete(delete(FailedJob))
+
+    def prune(self, before: datetime) -> int:
+        return self._delete(delete(FailedJob).where(FailedJob.failed_at < before))
+
+    def _delete(self, statement: Delete) -> int:
+        with self._sessions.begin() as session:
+            return session.execute(statement).rowcount
+
+
+def _identity(id_or_uuid: int | str) -> ColumnElement[bool]:
+    if isinstance(id_or_uuid, int) or id_or_uuid.isdecimal():
+        return FailedJob.id == int(id_or_uuid)
+    return FailedJob.uuid == id_or_uuid
+
+
+def _filters(
+    queue: str | None = None, job_name: str | None = None, since: datetime | None = None
+) -> list[ColumnElement[bool]]:
+    conditions = []
+    if queue is not None:
+        conditions.append(FailedJob.queue == queue)
+    if job_name is not None:
+        conditions.append(FailedJob.job_name == job_name)
+    if since is not None:
+        conditions.append(FailedJob.failed_at >= since)
+    return conditions

@@ -1,0 +1,228 @@
+"""Defining jobs: the ``@job`` decorator and the ``Job`` base class.
+
+Both produce a ``JobDefinition`` in the registry. Dispatching builds a
+``PreparedJob`` (definition + arguments + per-dispatch options) that a
+connection turns into a payload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from core.context import current_job
+from core.registry import registry
+from core.serialization import ArgumentError
+
+OPTION_NAMES = (
+    "queue",
+    "connection",
+    "delay",
+    "tries",
+    "max_exceptions",
+    "backoff",
+    "timeout",
+    "retry_until",
+    "fail_on_timeout",
+    "tags",
+    "delete_when_missing_models",
+)
+Delay = float | int | dt.timedelta | dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOptions:
+    queue: str | None = None
+    connection: str | None = None
+    delay: Delay | None = None
+    tries: int | None = None
+    max_exceptions: int | None = None
+    backoff: int | list[int] | None = None
+    timeout: float | None = None
+    retry_until: Delay | None = None
+    fail_on_timeout: bool | None = None
+    tags: list[str] | None = None
+    delete_when_missing_models: bool | None = None
+
+    def merged(self, **overrides: Any) -> JobOptions:
+        unknown = set(overrides) - set(OPTION_NAMES)
+        if unknown:
+            raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if isinstance(given.get("backoff"), tuple):
+            given["backoff"] = list(given["backoff"])
+        return dataclasses.replace(self, **given)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobDefinition:
+    name: str
+    target: Callable[..., Any]
+    is_class: bool
+    options: JobOptions
+    on_failed: Callable[..., Any] | None = None
+
+    def build(self, args: list[Any], kwargs: dict[str, Any]) -> Callable[[], Any]:
+        """The call that runs the job with decoded arguments; raises ArgumentError on a mismatch."""
+        if self.is_class:
+            instance = self.target.__new__(self.target)
+            instance.__dict__.update(kwargs)
+            return instance.handle
+        try:
+            inspect.signature(self.target).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentError(f"arguments do not match {self.name}: {exc}") from None
+        return lambda: self.target(*args, **kwargs)
+
+    def call_failed_hook(
+        self, handle: Callable[[], Any] | None, args: list, kwargs: dict, exc: BaseException
+    ) -> None:
+        if self.is_class and handle is not None:
+            handle.__self__.failed(exc)
+        elif self.on_failed is not None:
+            self.on_failed(exc, *args, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedJob:
+    """A job with its arguments, ready to dispatch alone, in bulk, or (later) in a chain."""
+
+    definition: JobDefinition
+    args: list[Any]
+    kwargs: dict[str, Any]
+    options: JobOptions
+
+    def dispatch(self) -> str | None:
+        from core.dispatcher import get_dispatcher
+
+        return get_dispatcher().dispatch([self])[0]
+
+
+class PendingOptions:
+    """What ``send_welcome.options(queue="high")`` returns."""
+
+    def __init__(self, definition: JobDefinition, options: JobOptions) -> None:
+        self._definition = definition
+        self._options = options
+
+    def prepare(self, *args: Any, **kwargs: Any) -> PreparedJob:
+        return PreparedJob(self._definition, list(args), kwargs, self._options)
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> str | None:
+        return self.prepare(*args, **kwargs).dispatch()
+
+
+class FunctionJob:
+    """A function registered as a job; calling it still runs it directly."""
+
+    def __init__(self, definition: JobDefinition) -> None:
+        self.definition = definition
+        self.__wrapped__ = definition.target
+        self.__doc__ = definition.target.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.definition.target(*args, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def options(self, **overrides: Any) -> PendingOptions:
+        return PendingOptions(self.definition, self.definition.options.merged(**overrides))
+
+    def prepare(self, *args: Any, **kwargs: Any) -> PreparedJob:
+        return PreparedJob(self.definition, list(args), kwargs, self.definition.options)
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> str | None:
+        return self.prepare(*args, **kwargs).dispatch()
+
+
+def job(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    on_failed: Callable[..., Any] | None = None,
+    **options: Any,
+) -> Any:
+    """Register a function as a job: ``@job`` or ``@job(queue="emails", tries=3)``."""
+
+    def register(target: Callable[..., Any]) -> FunctionJob:
+        definition = JobDefinition(
+            name=name or f"{target.__module__}.{target.__qualname__}",
+            target=target,
+            is_class=False,
+            options=JobOptions().merged(**options),
+            on_failed=on_failed,
+        )
+        registry.add(definition)
+        return FunctionJob(definition)
+
+    return register(fn) if fn is not None else register
+
+
+class Job:
+    """Base class for class-based jobs: define ``handle()`` (sync or async).
+
+    Public instance attributes are the job's data: they travel in the payload
+    and are set again, without calling ``__init__``, in the worker.
+    """
+
+    name: ClassVar[str | None] = None
+    queue: ClassVar[str | None] = None
+    connection: ClassVar[str | None] = None
+    delay: ClassVar[Delay | None] = None
+    tries: ClassVar[int | None] = None
+    max_exceptions: ClassVar[int | None] = None
+    backoff: ClassVar[int | list[int] | None] = None
+    timeout: ClassVar[float | None] = None
+    retry_until: ClassVar[Delay | None] = None
+    fail_on_timeout: ClassVar[bool | None] = None
+    tags: ClassVar[list[str] | None] = None
+    delete_when_missing_models: ClassVar[bool | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        options = JobOptions().merged(**{o: getattr(cls, o) for o in OPTION_NAMES})
+        name = cls.__dict__.get("name") or f"{cls.__module__}.{cls.__qualname__}"
+        registry.add(JobDefinition(name=name, target=cls, is_class=True, options=options))
+
+    def handle(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define handle()")
+
+    def failed(self, exc: BaseException) -> None:
+        """Called once when the job has failed for good."""
+
+    def prepare(self, **overrides: Any) -> PreparedJob:
+        definition = registry.get(_registered_name(type(self)))
+        data = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return PreparedJob(definition, [], data, definition.options.merged(**overrides))
+
+    def options(self, **overrides: Any) -> PreparedJob:
+        return self.prepare(**overrides)
+
+    def dispatch(self) -> str | None:
+        return self.prepare().dispatch()
+
+    @property
+    def attempts(self) -> int:
+        return current_job().attempts
+
+    @property
+    def job_id(self) -> str:
+        return current_job().job_id
+
+    def release(self, delay: float = 0) -> None:
+        current_job().release(delay)
+
+    def delete(self) -> None:
+        current_job().delete()
+
+    def fail(self, reason: str | BaseException = "failed by the job") -> None:
+        current_job().fail(reason)
+
+
+def _registered_name(cls: type) -> str:
+    return cls.__dict__.get("name") or f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,38 @@
+"""Every Redis key Skyline uses is spelled here, and nowhere else.
+
+A queue's keys share the hash tag ``{queue:NAME}`` so its Lua scripts touch one
+cluster slot.
+"""
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "skyline:"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    ready: str
+    delayed: str
+    reserved: str
+    notify: str
+
+    def as_list(self) -> list[str]:
+        return [self.ready, self.delayed, self.reserved, self.notify]
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = DEFAULT_PREFIX
+
+    def queue(self, name: str) -> QueueKeys:
+        base = f"{self.prefix}{{queue:{name}}}"
+        return QueueKeys(
+            ready=base,
+            delayed=f"{base}:delayed",
+            reserved=f"{base}:reserved",
+            notify=f"{base}:notify",
+        )
+
+    def queue_name(self, ready_key: str) -> str:
+        """The queue name inside a ready-list key, e.g. from a BLPOP on a notify key."""
+        return ready_key[ready_key.index("{queue:") + 7 : ready_key.index("}")]

@@ -1,0 +1,51 @@
+-- Reserve up to COUNT jobs from one queue.
+-- KEYS: ready, delayed, reserved, notify
+-- ARGV: now_ms, lease_deadline_ms, migrate_limit, lease_token...
+-- Returns {next_due_ms, reserved_payload...}; next_due_ms is -1 unless the queue was empty.
+local now = ARGV[1]
+local limit = tonumber(ARGV[3])
+
+-- Delayed jobs that are due join the ready list.
+local due = redis.call('zrangebyscore', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+if #due > 0 then
+  redis.call('zrem', KEYS[2], unpack(due))
+  redis.call('rpush', KEYS[1], unpack(due))
+end
+
+-- Expired leases: the worker holding them died or stalled. Count the loss.
+local expired = redis.call('zrangebyscore', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
+for _, raw in ipairs(expired) do
+  redis.call('zrem', KEYS[3], raw)
+  local job = cjson.decode(raw)
+  job['lost'] = (job['lost'] or 0) + 1
+  job['lease'] = cjson.null
+  redis.call('rpush', KEYS[1], cjson.encode(job))
+end
+
+local result = {-1}
+for i = 4, #ARGV do
+  local raw = redis.call('lpop', KEYS[1])
+  if not raw then break end
+  local job = cjson.decode(raw)
+  job['attempts'] = (job['attempts'] or 0) + 1
+  job['lease'] = ARGV[i]
+  job['reserved_at'] = tonumber(now)
+  local reserved = cjson.encode(job)
+  redis.call('zadd', KEYS[3], ARGV[2], reserved)
+  result[#result + 1] = reserved
+end
+
+if redis.call('llen', KEYS[1]) == 0 then
+  redis.call('del', KEYS[4])
+  if #result == 1 then
+    local next_due = -1
+    for _, key in ipairs({KEYS[2], KEYS[3]}) do
+      local first = redis.call('zrange', key, 0, 0, 'WITHSCORES')
+      if first[2] and (next_due == -1 or tonumber(first[2]) < next_due) then
+        next_due = tonumber(first[2])
+      end
+    end
+    result[1] = next_due
+  end
+end
+return result

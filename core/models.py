@@ -1,0 +1,65 @@
+"""SQL models: what Skyline keeps after Redis forgets it."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, MetaData, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no time zones: values go in as UTC and come back naive, so they are
+    marked UTC on the way out. Naive values are refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Named constraints let SQLite's batch migrations (copy-and-move) find them again.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class FailedJob(Base):
+    __tablename__ = "skyline_failed_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, index=True)
+    connection: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(191), index=True)
+    job_name: Mapped[str] = mapped_column(String(255), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    exception_class: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    retry_of: Mapped[str | None] = mapped_column(String(36))
+    retried_by: Mapped[str | None] = mapped_column(String(36))
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

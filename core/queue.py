@@ -1,0 +1,127 @@
+"""The Redis queue: Laravel's reliable protocol with leases.
+
+Each operation is one Lua script or one pipeline. A reservation is the exact
+payload string in the ``reserved`` sorted set, and that string carries the
+worker's lease token, so ack, release and renew only succeed for the worker
+that still holds the lease.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import redis
+
+from core.keys import Keys
+from core.payload import now_ms
+
+NOTIFY_CAP = 1000
+MIGRATE_LIMIT = 1000
+
+
+def _script(name: str) -> str:
+    return resources.files("core").joinpath(f"lua/{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Reservation:
+    queue: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class PopResult:
+    reserved: list[Reservation]
+    next_due_ms: int | None
+
+
+class RedisQueue:
+    """The queue operations of one Redis connection."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._push = client.register_script(_script("push"))
+        self._later = client.register_script(_script("later"))
+        self._pop = client.register_script(_script("pop"))
+        self._release = client.register_script(_script("release"))
+
+    def push_groups(
+        self,
+        ready: dict[str, list[str]],
+        later: dict[str, list[tuple[int, str]]] | None = None,
+    ) -> None:
+        """Push payloads onto several queues in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue, payloads in ready.items():
+            k = self.keys.queue(queue)
+            self._push(keys=[k.ready, k.notify], args=[NOTIFY_CAP, *payloads], client=pipe)
+        for queue, timed in (later or {}).items():
+            k = self.keys.queue(queue)
+            args: list[object] = [NOTIFY_CAP]
+            for available_at, raw in timed:
+                args += [available_at, raw]
+            self._later(keys=[k.delayed, k.notify], args=args, client=pipe)
+        pipe.execute()
+
+    def pop(self, queue: str, tokens: list[str], lease_s: float) -> PopResult:
+        """Reserve up to ``len(tokens)`` jobs, each under its own lease token."""
+        now = now_ms()
+        k = self.keys.queue(queue)
+        reply = self._pop(
+            keys=k.as_list(),
+            args=[now, now + int(lease_s * 1000), MIGRATE_LIMIT, *tokens],
+        )
+        next_due = int(reply[0])
+        return PopResult(
+            reserved=[Reservation(queue, _text(raw)) for raw in reply[1:]],
+            next_due_ms=None if next_due < 0 else next_due,
+        )
+
+    def wait(self, queues: list[str], timeout_s: float) -> str | None:
+        """Block until a push wakes one of ``queues``; returns that queue's name."""
+        notify = [self.keys.queue(q).notify for q in queues]
+        woken = self.client.blpop(notify, timeout=max(timeout_s, 0.01))
+        return self.keys.queue_name(_text(woken[0])) if woken else None
+
+    def ack(self, reservation: Reservation) -> bool:
+        return bool(self.client.zrem(self._reserved(reservation), reservation.raw))
+
+    def release(self, reservation: Reservation, new_raw: str, available_at_ms: int) -> bool:
+        k = self.keys.queue(reservation.queue)
+        done = self._release(
+            keys=[k.reserved, k.delayed, k.ready, k.notify],
+            args=[reservation.raw, new_raw, available_at_ms, now_ms(), NOTIFY_CAP],
+        )
+        return bool(done)
+
+    def renew(self, reservations: list[Reservation], lease_s: float) -> list[bool]:
+        """Extend leases still held; False where the lease was lost."""
+        deadline = now_ms() + int(lease_s * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        for r in reservations:
+            pipe.zadd(self._reserved(r), {r.raw: deadline}, xx=True, ch=True)
+        return [bool(changed) for changed in pipe.execute()]
+
+    def size(self, queue: str) -> int:
+        return sum(self.sizes(queue).values())
+
+    def sizes(self, queue: str) -> dict[str, int]:
+        k = self.keys.queue(queue)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(k.ready).zcard(k.delayed).zcard(k.reserved)
+        ready, delayed, reserved = pipe.execute()
+        return {"ready": ready, "delayed": delayed, "reserved": reserved}
+
+    def clear(self, queue: str) -> int:
+        cleared = self.size(queue)
+        self.client.delete(*self.keys.queue(queue).as_list())
+        return cleared
+
+    def _reserved(self, reservation: Reservation) -> str:
+        return self.keys.queue(reservation.queue).reserved
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,181 @@
+"""Settings: environment variables over ``skyline.toml`` over defaults.
+
+Every error names the file, the key and the fix in one line, because a worker
+that will not start should say why without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_FILE = "skyline.toml"
+DEFAULT_STATE_DIR = ".skyline"
+MIN_RETRY_AFTER_S = 3
+
+ENVIRONMENT = {
+    "REDIS_URL": "redis_url",
+    "DATABASE_URL": "database_url",
+    "SKYLINE_SECRET": "secret",
+    "SKYLINE_APP": "app",
+    "SKYLINE_ENV": "env",
+    "SKYLINE_PREFIX": "prefix",
+    "SKYLINE_STATE_DIR": "state_dir",
+}
+LIST_VARIABLES = {"secret", "app"}
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message is one line naming file, key and fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConnectionSettings(_Strict):
+    driver: Literal["redis", "sync"] = "redis"
+    url: str | None = None
+    retry_after: int = Field(default=30, ge=MIN_RETRY_AFTER_S)
+    worker_lost_limit: int = Field(default=3, ge=1)
+
+
+class WorkerSettings(_Strict):
+    """Defaults for ``skyline work`` options; flags override them."""
+
+    timeout: int = Field(default=60, ge=0)
+    tries: int = Field(default=1, ge=0)
+    backoff: int | list[int] = 0
+    sleep: float = Field(default=3.0, gt=0)
+    memory: int = Field(default=256, ge=0)
+    concurrency: int = Field(default=1, ge=1)
+
+
+def _default_connections() -> dict[str, ConnectionSettings]:
+    return {"redis": ConnectionSettings(), "sync": ConnectionSettings(driver="sync")}
+
+
+class Settings(_Strict):
+    app: list[str] = []
+    env: str = "local"
+    prefix: str = "skyline:"
+    redis_url: str | None = None
+    database_url: str | None = None
+    secret: list[str] = []
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    default_connection: str = "redis"
+    connections: dict[str, ConnectionSettings] = Field(default_factory=_default_connections)
+    worker: WorkerSettings = WorkerSettings()
+
+    @field_validator("secret")
+    @classmethod
+    def _secrets_are_long(cls, keys: list[str]) -> list[str]:
+        if any(len(key) < 16 for key in keys):
+            raise ValueError("each secret must be at least 16 characters")
+        return keys
+
+    @property
+    def embedded(self) -> bool:
+        """True when Skyline runs its own Redis because none was configured."""
+        return self.redis_url is None
+
+    def connection(self, name: str | None) -> ConnectionSettings:
+        name = name or self.default_connection
+        try:
+            return self.connections[name]
+        except KeyError:
+            known = ", ".join(sorted(self.connections))
+            raise ConfigError(
+                f"unknown queue connection {name!r}; known connections: {known} "
+                "(declare it under [connections.NAME] in skyline.toml)"
+            ) from None
+
+    def signing_keys(self) -> list[str]:
+        """Keys that verify payloads; the first one signs."""
+        if self.secret:
+            return list(self.secret)
+        if not self.embedded:
+            raise ConfigError(
+                "SKYLINE_SECRET is not set: with a shared Redis every producer and worker must "
+                "sign with the same secret (export SKYLINE_SECRET=<32+ random characters>)"
+            )
+        return [_state_secret(self.state_dir)]
+
+    def sql_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.state_dir / 'skyline.db').resolve()}"
+
+
+def _state_secret(state_dir: Path) -> str:
+    path = state_dir / "secret"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the settings the way every command does."""
+    environ = os.environ if environ is None else environ
+    path = Path(config_file or environ.get("SKYLINE_CONFIG") or DEFAULT_CONFIG_FILE)
+    explicit = bool(config_file or environ.get("SKYLINE_CONFIG"))
+    data = _read_toml(path, required=explicit)
+    data.update(_from_environment(environ))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(data.get("connections"), dict):
+        data["connections"] = {**_default_connections(), **data["connections"]}
+    try:
+        settings = Settings(**data)
+        settings.connection(settings.default_connection)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: default_connection: {exc}") from None
+    return settings
+
+
+def _read_toml(path: Path, *, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: config file not found (check --config / SKYLINE_CONFIG)")
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for variable, key in ENVIRONMENT.items():
+        value = environ.get(variable)
+        if value:
+            values[key] = (
+                [v.strip() for v in value.split(",") if v.strip()]
+                if (key in LIST_VARIABLES)
+                else value
+            )
+    return values
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    key = loc[-1] if loc else "?"
+    table = f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""
+    if error["type"] == "extra_forbidden":
+        return f"{path}: {table}{key}: unknown key (remove it, or check its spelling in README)"
+    return f"{path}: {table}{key}: {error['msg']} (got {error.get('input')!r})"

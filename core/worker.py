@@ -1,0 +1,337 @@
+"""The worker: one process that reserves jobs and runs them in ``concurrency`` slots.
+
+One tick reserves as many jobs as there are free slots (one Lua call), runs
+them, and settles each. With one slot everything runs on the main thread; with
+more, async jobs share an event loop thread and sync jobs run in a thread pool.
+Signal handlers only set flags that the next tick reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import psutil
+import redis
+
+from core.events import JobProcessing, WorkerLooping, WorkerStopping, events
+from core.execution import (
+    JobTimeoutError,
+    Outcome,
+    Prepared,
+    Result,
+    WorkerDefaults,
+    prepare,
+    refuse_before_running,
+    run_async,
+    run_sync,
+)
+from core.failed import FailedJobRepository
+from core.leases import LeaseKeeper, Running
+from core.payload import Payload, PayloadError, now_ms, parse
+from core.queue import RedisQueue, Reservation
+from core.registry import JobRegistry
+from core.settlement import Settler
+
+log = logging.getLogger("skyline.worker")
+
+EXIT_OK = 0
+EXIT_TIMED_OUT = 2
+EXIT_MEMORY = 12
+ASYNC_STUCK_GRACE_S = 2.0
+PAUSE_POLL_S = 0.1
+MAX_REDIS_BACKOFF_S = 5.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 1
+    once: bool = False
+    max_jobs: int = 0
+    max_time_s: float = 0
+    memory_mb: int = 256
+    sleep_s: float = 3.0
+    stop_when_empty: bool = False
+    rest_s: float = 0
+    lease_s: float = 30
+    defaults: WorkerDefaults = field(default_factory=WorkerDefaults)
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: RedisQueue,
+        failed_store: FailedJobRepository,
+        registry: JobRegistry,
+        signing_keys: list[str],
+        options: WorkerOptions,
+    ) -> None:
+        self.queue = queue
+        self.registry = registry
+        self.signing_keys = signing_keys
+        self.options = options
+        self.settler = Settler(queue, failed_store, options.defaults)
+        self.leases = LeaseKeeper(queue, options.lease_s, self._overrun)
+        self.should_stop = False
+        self.paused = False
+        self.exit_status = EXIT_OK
+        self.processed = 0
+        self._started = time.monotonic()
+        self._slots = threading.BoundedSemaphore(options.concurrency)
+        self._loop = asyncio.new_event_loop()
+        self._pool: ThreadPoolExecutor | None = None
+        self._redis_failures = 0
+
+    def run(self) -> int:
+        self._install_signals()
+        self.leases.start()
+        if self.options.concurrency > 1:
+            self._pool = ThreadPoolExecutor(self.options.concurrency, "skyline-slot")
+            threading.Thread(
+                target=self._loop.run_forever, name="skyline-loop", daemon=True
+            ).start()
+        try:
+            while not self.should_stop:
+                self.tick()
+        finally:
+            self._drain()
+            self.leases.stop()
+            events.emit(WorkerStopping(self.exit_status))
+        return self.exit_status
+
+    def stop(self, status: int = EXIT_OK) -> None:
+        self.exit_status = status
+        self.should_stop = True
+
+    def tick(self) -> None:
+        """One iteration: reserve what the free slots can take, run it, check limits."""
+        if events.wants(WorkerLooping):
+            events.emit(WorkerLooping(self.options.queues))
+        if self.paused:
+            time.sleep(PAUSE_POLL_S)
+            return
+        free = self._take_free_slots()
+        if not free:
+            return
+        try:
+            reserved, next_due = self._reserve(free)
+            self._redis_failures = 0
+        except redis.RedisError as exc:
+            self._give_back_slots(free)
+            self._redis_trouble(exc)
+            return
+        self._give_back_slots(free - len(reserved))
+        if not reserved:
+            self._idle(next_due)
+            return
+        for reservation in reserved:
+            self._start(reservation)
+        self._check_limits()
+
+    def _take_free_slots(self) -> int:
+        if not self._slots.acquire(timeout=PAUSE_POLL_S):
+            return 0
+        free = 1
+        while free < self.options.concurrency and self._slots.acquire(blocking=False):
+            free += 1
+        return free
+
+    def _give_back_slots(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def _reserve(self, count: int) -> tuple[list[Reservation], int | None]:
+        next_due: int | None = None
+        for name in self.options.queues:
+            tokens = [uuid.uuid4().hex for _ in range(count)]
+            popped = self.queue.pop(name, tokens, self.options.lease_s)
+            if popped.reserved:
+                return popped.reserved, None
+            if popped.next_due_ms is not None:
+                next_due = min(next_due or popped.next_due_ms, popped.next_due_ms)
+        return [], next_due
+
+    def _idle(self, next_due_ms: int | None) -> None:
+        if self.options.once or (self.options.stop_when_empty and self._nothing_running()):
+            self.stop()
+            return
+        timeout = self.options.sleep_s
+        if next_due_ms is not None:
+            timeout = min(timeout, max(next_due_ms - now_ms(), 10) / 1000)
+        try:
+            self.queue.wait(list(self.options.queues), timeout)
+        except redis.RedisError as exc:
+            self._redis_trouble(exc)
+
+    def _nothing_running(self) -> bool:
+        return not self.leases.running()
+
+    def _start(self, reservation: Reservation) -> None:
+        begun = self._begin(reservation)
+        if begun is None:
+            self._slots.release()
+            return
+        payload, prepared = begun
+        if self._pool is None:
+            outcome = self._run_here(payload, prepared)
+            self._finish(reservation, payload, prepared, outcome)
+        elif prepared.is_async:
+            coroutine = self._async_slot(reservation, payload, prepared)
+            asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        else:
+            self._pool.submit(self._sync_slot, reservation, payload, prepared)
+
+    def _begin(self, reservation: Reservation) -> tuple[Payload, Prepared] | None:
+        """Open and check the payload; settle at once what cannot run."""
+        try:
+            payload = parse(reservation.raw, self.signing_keys)
+        except PayloadError as exc:
+            self._with_redis(self.settler.fail_poison, reservation, exc)
+            return None
+        refusal = refuse_before_running(payload, self.options.defaults, now_ms())
+        prepared = prepare(payload, self.registry)
+        settle_now = refusal or (prepared if isinstance(prepared, Outcome) else None)
+        if settle_now is not None:
+            result = self._with_redis(self.settler.settle, reservation, payload, settle_now)
+            if result is Result.FAILED and isinstance(prepared, Prepared):
+                self._failed_hook(prepared, settle_now.exception)
+            self._log(payload, settle_now, result.value.upper())
+            return None
+        assert isinstance(prepared, Prepared)
+        timeout = payload.option("timeout", self.options.defaults.timeout)
+        grace = ASYNC_STUCK_GRACE_S if prepared.is_async else 0
+        self.leases.track(reservation, payload.job_name, timeout + grace if timeout else None)
+        if events.wants(JobProcessing):
+            events.emit(
+                JobProcessing(payload.id, payload.job_name, payload.queue, payload.attempts)
+            )
+        return payload, prepared
+
+    def _run_here(self, payload: Payload, prepared: Prepared) -> Outcome:
+        if prepared.is_async:
+            return self._loop.run_until_complete(
+                run_async(prepared, payload, self._timeout(payload))
+            )
+        return run_sync(prepared, payload)
+
+    async def _async_slot(
+        self, reservation: Reservation, payload: Payload, prepared: Prepared
+    ) -> None:
+        outcome = await run_async(prepared, payload, self._timeout(payload))
+        await asyncio.to_thread(self._finish, reservation, payload, prepared, outcome)
+
+    def _sync_slot(self, reservation: Reservation, payload: Payload, prepared: Prepared) -> None:
+        self._finish(reservation, payload, prepared, run_sync(prepared, payload))
+
+    def _timeout(self, payload: Payload) -> float:
+        return payload.option("timeout", self.options.defaults.timeout)
+
+    def _finish(
+        self, reservation: Reservation, payload: Payload, prepared: Prepared, outcome: Outcome
+    ) -> None:
+        try:
+            self.leases.untrack(reservation)
+            result = self._with_redis(self.settler.settle, reservation, payload, outcome)
+            if result is Result.FAILED:
+                self._failed_hook(prepared, outcome.exception)
+            self.processed += 1
+            self._log(payload, outcome, result.value.upper())
+        except Exception:
+            log.exception("could not settle %s; its lease will bring it back", payload.job_name)
+        finally:
+            self._slots.release()
+
+    def _failed_hook(self, prepared: Prepared, exc: BaseException | None) -> None:
+        try:
+            prepared.definition.call_failed_hook(
+                prepared.call, prepared.args, prepared.kwargs, exc or RuntimeError("failed")
+            )
+        except Exception:
+            log.exception("the failed() hook of %s raised", prepared.definition.name)
+
+    def _overrun(self, running: Running) -> None:
+        """Called by the lease keeper when a job outlives its timeout: record it, then exit.
+
+        A thread cannot be killed, so the process goes; the other jobs it held are
+        released first so they do not wait out their leases.
+        """
+        payload = parse(running.reservation.raw, self.signing_keys)
+        exc = JobTimeoutError(f"{payload.job_name} ran longer than its timeout and was killed")
+        result = self._with_redis(
+            self.settler.settle, running.reservation, payload, Outcome(Result.RAISED, exc)
+        )
+        if result is Result.FAILED:
+            prepared = prepare(payload, self.registry)
+            if isinstance(prepared, Prepared):
+                self._failed_hook(prepared, exc)
+        log.error("%s timed out (%s); the worker exits", payload.job_name, result.value)
+        for other in self.leases.running():
+            if other.reservation != running.reservation:
+                held = parse(other.reservation.raw, self.signing_keys)
+                self.settler.release(other.reservation, held, 0, exception=False)
+        logging.shutdown()
+        os._exit(EXIT_TIMED_OUT)
+
+    def _check_limits(self) -> None:
+        o = self.options
+        if (
+            o.once
+            or (o.max_jobs and self.processed >= o.max_jobs)
+            or (o.max_time_s and time.monotonic() - self._started >= o.max_time_s)
+        ):
+            self.stop()
+        elif o.memory_mb and psutil.Process().memory_info().rss > o.memory_mb * 1024 * 1024:
+            log.warning("memory limit of %d MB exceeded; stopping", o.memory_mb)
+            self.stop(EXIT_MEMORY)
+        elif o.rest_s:
+            time.sleep(o.rest_s)
+
+    def _drain(self) -> None:
+        """Wait for running jobs (their slots) before exiting."""
+        for _ in range(self.options.concurrency):
+            self._slots.acquire()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _with_redis(self, fn, *args):
+        """Settling must not lose a job to a Redis blip: retry until Redis answers."""
+        while True:
+            try:
+                return fn(*args)
+            except redis.RedisError as exc:
+                self._redis_trouble(exc)
+
+    def _redis_trouble(self, exc: Exception) -> None:
+        self._redis_failures += 1
+        wait = min(0.1 * 2**self._redis_failures, MAX_REDIS_BACKOFF_S)
+        log.warning("Redis error (%s); retrying in %.1f s", exc, wait)
+        time.sleep(wait)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGUSR2, lambda *_: setattr(self, "paused", True))
+        signal.signal(signal.SIGCONT, lambda *_: setattr(self, "paused", False))
+
+    def _log(self, payload: Payload, outcome: Outcome, word: str) -> None:
+        if log.isEnabledFor(logging.INFO):
+            detail = f" ({outcome.exception})" if outcome.exception else ""
+            log.info(
+                "%s %s %.1f ms %s%s",
+                payload.queue,
+                payload.job_name,
+                outcome.runtime_s * 1000,
+                word,
+                detail,
+            )

@@ -1,0 +1,200 @@
+"""Jobs the tests dispatch; worker subprocesses import this module as their app.
+
+Each run appends one JSON line to ``$SKYLINE_TEST_RECORD_DIR/runs.log`` so a
+test can count executions across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from sqlalchemy import String, create_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from core import Job, current_job, job, use_model_session
+from core.db import database_engine
+
+
+def record(kind: str, **fields) -> None:
+    folder = os.environ.get("SKYLINE_TEST_RECORD_DIR")
+    if not folder:
+        return
+    line = json.dumps({"kind": kind, "pid": os.getpid(), "t": time.time(), **fields}, default=str)
+    with open(Path(folder) / "runs.log", "a") as log:
+        log.write(line + "\n")
+
+
+def runs(folder: Path, kind: str | None = None) -> list[dict]:
+    path = folder / "runs.log"
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [line for line in lines if kind is None or line["kind"] == kind]
+
+
+@job
+def noop(n: int = 0) -> None:
+    record("noop", n=n)
+
+
+@job
+def bare_noop() -> None:
+    """Does nothing at all, for throughput measurements."""
+
+
+@job(queue="typed")
+def typed(value) -> None:
+    record("typed", type=type(value).__name__, value=repr(value))
+
+
+@job(tries=3, on_failed=lambda exc, n: record("failed_hook", n=n, error=str(exc)))
+def always_fails(n: int) -> None:
+    record("always_fails", n=n, attempt=current_job().attempts)
+    raise ValueError(f"always fails {n}")
+
+
+@job(tries=5)
+def fails_until(attempt_ok: int) -> None:
+    attempt = current_job().attempts
+    record("fails_until", attempt=attempt)
+    if attempt < attempt_ok:
+        raise RuntimeError(f"attempt {attempt} fails")
+
+
+@job
+def releases_once() -> None:
+    attempt = current_job().attempts
+    record("releases_once", attempt=attempt)
+    if attempt == 1:
+        current_job().release(0)
+
+
+@job
+def deletes_itself() -> None:
+    record("deletes_itself")
+    current_job().delete()
+
+
+@job
+def fails_itself() -> None:
+    record("fails_itself")
+    current_job().fail("the job gave up")
+
+
+@job(timeout=0)
+def slow(n: int, seconds: float) -> None:
+    record("slow_start", n=n)
+    time.sleep(seconds)
+    record("slow_end", n=n)
+
+
+@job(timeout=0)
+async def async_sleep(n: int, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    record("async_sleep", n=n)
+
+
+@job(timeout=1, tries=1)
+def sleeps_forever() -> None:
+    record("sleeps_forever")
+    time.sleep(3600)
+
+
+@job(timeout=1, tries=1)
+async def async_overruns() -> None:
+    record("async_overruns")
+    await asyncio.sleep(3600)
+
+
+@job(tries=0)
+def kills_its_worker() -> None:
+    record("kills_its_worker", attempt=current_job().attempts)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@job(tries=0)
+def kill_once(n: int) -> None:
+    """Kills its worker on the first attempt only; a later attempt completes."""
+    attempt = current_job().attempts
+    record("kill_once", n=n, attempt=attempt)
+    if attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    record("kill_once_done", n=n)
+
+
+class Greeting(Job):
+    queue = "greetings"
+    tries = 2
+
+    def __init__(self, name: str, times: int = 1) -> None:
+        self.name = name
+        self.times = times
+
+    def handle(self) -> None:
+        record("greeting", name=self.name, times=self.times)
+
+
+class AsyncGreeting(Job):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def handle(self) -> None:
+        await asyncio.sleep(0)
+        record("async_greeting", name=self.name)
+
+
+class FailingClassJob(Job):
+    tries = 1
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def handle(self) -> None:
+        raise KeyError(self.n)
+
+    def failed(self, exc: BaseException) -> None:
+        record("class_failed_hook", n=self.n, error=repr(exc))
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Base):
+    __tablename__ = "test_customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+
+
+@job
+def greet_customer(customer: Customer) -> None:
+    record("greet_customer", name=customer.name)
+
+
+@job(delete_when_missing_models=True)
+def greet_customer_or_skip(customer: Customer) -> None:
+    record("greet_customer_or_skip", name=customer.name)
+
+
+def use_database(url: str) -> sessionmaker[Session]:
+    engine = database_engine(url) if "://" in url else create_engine(url)
+    Base.metadata.create_all(engine)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    use_model_session(factory)
+    return factory
+
+
+if os.environ.get("DATABASE_URL"):
+    use_database(os.environ["DATABASE_URL"])
