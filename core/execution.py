@@ -89,7 +89,7 @@ def refuse_before_running(
     retry_until = payload.option("retry_until")
     if retry_until is not None and now_ms > retry_until:
         return _failed(MaxAttemptsExceededError("the job's retry_until time has passed"))
-    if retry_until is None and tries > 0 and payload.attempts > tries:
+    if retry_until is None and tries > 0 and payload.tried > tries:
         return _failed(
             MaxAttemptsExceededError(
                 f"{payload.job_name} has been attempted too many times ({tries} tries allowed)"
@@ -191,10 +191,10 @@ def retry_after_exception(
     if retry_until is not None:
         return None if now_ms >= retry_until else _delay(payload, defaults)
     tries = payload.option("tries", defaults.tries)
-    if tries > 0 and payload.attempts >= tries:
+    if tries > 0 and payload.tried >= tries:
         return None
     return _delay(payload, defaults)
 
 
 def _delay(payload: Payload, defaults: WorkerDefaults) -> float:
-    return backoff_delay(payload.option("backoff", defaults.backoff), payload.attempts)
+    return backoff_delay(payload.option("backoff", defaults.backoff), max(payload.tried, 1))

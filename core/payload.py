@@ -77,6 +77,11 @@ class Payload:
     def connection(self) -> str:
         return self.body["connection"]
 
+    @property
+    def tried(self) -> int:
+        """Attempts that count against ``tries``: a lost worker is not the job's fault."""
+        return self.attempts - self.lost
+
     def option(self, name: str, default: Any = None) -> Any:
         value = self.body.get("options", {}).get(name)
         return default if value is None else value
@@ -122,10 +127,13 @@ def build(body: dict[str, Any], key: str, *, available_at: int) -> str:
     return envelope(body_json, sign(body_json, key), available_at=available_at)
 
 
+def as_text(raw: str | bytes) -> str:
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+
+
 def parse(raw: str | bytes, keys: list[str]) -> Payload:
     """Check and open a payload. Raises PayloadError before anything in it is trusted."""
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", errors="replace")
+    raw = as_text(raw)
     outer = _load_object(raw, "payload")
     body_json, sig = outer.get("body"), outer.get("sig")
     if not isinstance(body_json, str) or not isinstance(sig, str):

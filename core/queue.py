@@ -26,8 +26,10 @@ def _script(name: str) -> str:
 
 @dataclass(frozen=True)
 class Reservation:
+    """A reserved payload; ``raw`` stays bytes only when it is not UTF-8 (poison)."""
+
     queue: str
-    raw: str
+    raw: str | bytes
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class RedisQueue:
         )
         next_due = int(reply[0])
         return PopResult(
-            reserved=[Reservation(queue, _text(raw)) for raw in reply[1:]],
+            reserved=[Reservation(queue, _exact(raw)) for raw in reply[1:]],
             next_due_ms=None if next_due < 0 else next_due,
         )
 
@@ -125,3 +127,10 @@ class RedisQueue:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _exact(value: bytes) -> str | bytes:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value

@@ -91,10 +91,12 @@ class Settler:
         return Result.FAILED
 
     def fail_poison(self, reservation: Reservation, reason: BaseException) -> None:
-        """A payload that cannot even be opened goes to the failed store as it was."""
+        """A payload that cannot be trusted goes to the failed store as it was.
+
+        It gets a fresh id: an unverified id could overwrite another job's record.
+        """
         body = payloads.peek(reservation.raw)
-        job_id = body.get("id") if isinstance(body.get("id"), str) else str(uuid.uuid4())
-        if self._store(job_id, None, reservation, reason, body=body):
+        if self._store(str(uuid.uuid4()), None, reservation, reason, body=body):
             self.queue.ack(reservation)
         log.error("rejected a payload on %s: %s", reservation.queue, reason)
 
@@ -113,7 +115,7 @@ class Settler:
                 connection=str(body.get("connection", "?"))[:64],
                 queue=reservation.queue,
                 job_name=str(body.get("job", "(unreadable payload)"))[:255],
-                payload=reservation.raw,
+                payload=payloads.as_text(reservation.raw),
                 exception_class=type(exc).__name__,
                 message=str(exc),
                 traceback="".join(traceback.format_exception(exc)),

@@ -82,6 +82,7 @@ class Worker:
         self.leases = LeaseKeeper(queue, options.lease_s, self._overrun)
         self.should_stop = False
         self.paused = False
+        self._announced_pause = False
         self.exit_status = EXIT_OK
         self.processed = 0
         self._started = time.monotonic()
@@ -93,6 +94,7 @@ class Worker:
     def run(self) -> int:
         self._install_signals()
         self.leases.start()
+        log.info("worker %d processing %s", os.getpid(), ",".join(self.options.queues))
         if self.options.concurrency > 1:
             self._pool = ThreadPoolExecutor(self.options.concurrency, "skyline-slot")
             threading.Thread(
@@ -115,6 +117,12 @@ class Worker:
         """One iteration: reserve what the free slots can take, run it, check limits."""
         if events.wants(WorkerLooping):
             events.emit(WorkerLooping(self.options.queues))
+        if self.options.max_time_s and time.monotonic() - self._started >= self.options.max_time_s:
+            self.stop()
+            return
+        if self.paused != self._announced_pause:
+            self._announced_pause = self.paused
+            log.info("paused: no new jobs until SIGCONT" if self.paused else "continuing")
         if self.paused:
             time.sleep(PAUSE_POLL_S)
             return

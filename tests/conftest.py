@@ -173,6 +173,19 @@ def worker_env(settings: Settings, record_dir: Path) -> dict[str, str]:
     return env
 
 
+def output(process: subprocess.Popen) -> str:
+    return process.log_path.read_text()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def short_leases(worker_env: dict[str, str], tmp_path: Path) -> float:
+    """Workers started after this use 3 s leases, so lost jobs come back quickly."""
+    config = tmp_path / "skyline.toml"
+    config.write_text("[connections.redis]\nretry_after = 3\n")
+    worker_env["SKYLINE_CONFIG"] = str(config)
+    return 3.0
+
+
 def skyline_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "core.cli", *args]
 
@@ -201,14 +214,17 @@ def start_worker(worker_env: dict[str, str]):
     processes: list[subprocess.Popen] = []
 
     def start(*args: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            skyline_command("work", *args),
-            env=worker_env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        """The worker's output goes to a file; read it with ``output(process)``."""
+        log_path = Path(worker_env["SKYLINE_TEST_RECORD_DIR"]) / f"worker-{len(processes)}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                skyline_command("-v", "work", *args),
+                env=worker_env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        process.log_path = log_path  # type: ignore[attr-defined]
         processes.append(process)
         return process
 

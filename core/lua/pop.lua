@@ -5,6 +5,16 @@
 local now = ARGV[1]
 local limit = tonumber(ARGV[3])
 
+-- A payload that is not a Skyline envelope is passed through unchanged, so the
+-- worker can move it to the failed store; a script error here would drop it.
+local function envelope(raw)
+  local ok, job = pcall(cjson.decode, raw)
+  if ok and type(job) == 'table' and type(job['body']) == 'string' then
+    return job
+  end
+  return nil
+end
+
 -- Delayed jobs that are due join the ready list.
 local due = redis.call('zrangebyscore', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 if #due > 0 then
@@ -16,21 +26,27 @@ end
 local expired = redis.call('zrangebyscore', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
 for _, raw in ipairs(expired) do
   redis.call('zrem', KEYS[3], raw)
-  local job = cjson.decode(raw)
-  job['lost'] = (job['lost'] or 0) + 1
-  job['lease'] = cjson.null
-  redis.call('rpush', KEYS[1], cjson.encode(job))
+  local job = envelope(raw)
+  if job then
+    job['lost'] = (tonumber(job['lost']) or 0) + 1
+    job['lease'] = cjson.null
+    raw = cjson.encode(job)
+  end
+  redis.call('rpush', KEYS[1], raw)
 end
 
 local result = {-1}
 for i = 4, #ARGV do
   local raw = redis.call('lpop', KEYS[1])
   if not raw then break end
-  local job = cjson.decode(raw)
-  job['attempts'] = (job['attempts'] or 0) + 1
-  job['lease'] = ARGV[i]
-  job['reserved_at'] = tonumber(now)
-  local reserved = cjson.encode(job)
+  local job = envelope(raw)
+  local reserved = raw
+  if job then
+    job['attempts'] = (tonumber(job['attempts']) or 0) + 1
+    job['lease'] = ARGV[i]
+    job['reserved_at'] = tonumber(now)
+    reserved = cjson.encode(job)
+  end
   redis.call('zadd', KEYS[3], ARGV[2], reserved)
   result[#result + 1] = reserved
 end
