@@ -186,8 +186,8 @@ class Job:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         options = JobOptions().merged(**{o: getattr(cls, o) for o in OPTION_NAMES})
-        name = cls.__dict__.get("name") or f"{cls.__module__}.{cls.__qualname__}"
-        registry.add(JobDefinition(name=name, target=cls, is_class=True, options=options))
+        definition = JobDefinition(registered_name(cls), cls, is_class=True, options=options)
+        registry.add(definition)
 
     def handle(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define handle()")
@@ -196,7 +196,7 @@ class Job:
         """Called once when the job has failed for good."""
 
     def prepare(self, **overrides: Any) -> PreparedJob:
-        definition = registry.get(_registered_name(type(self)))
+        definition = registry.get(registered_name(type(self)))
         data = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         return PreparedJob(definition, [], data, definition.options.merged(**overrides))
 
@@ -224,5 +224,5 @@ class Job:
         current_job().fail(reason)
 
 
-def _registered_name(cls: type) -> str:
+def registered_name(cls: type) -> str:
     return cls.__dict__.get("name") or f"{cls.__module__}.{cls.__qualname__}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ def sign(body: str, key: str) -> str:
 
 
 def _signed_by_any(body: str, sig: str, keys: list[str]) -> bool:
-    return any(hmac.compare_digest(sign(body, key), sig) for key in keys)
+    given = sig.encode()
+    return any(hmac.compare_digest(sign(body, key).encode(), given) for key in keys)
 
 
 @dataclass
@@ -167,7 +169,7 @@ def peek(raw: str | bytes) -> dict[str, Any]:
         outer = json.loads(raw)
         body = json.loads(outer["body"])
         return body if isinstance(body, dict) else {}
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return {}
 
 
@@ -176,6 +178,8 @@ def _load_object(text: str, what: str) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError as exc:
         raise PayloadError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise PayloadError(f"{what} is JSON but not an object")
     return value
@@ -183,4 +187,6 @@ def _load_object(text: str, what: str) -> dict[str, Any]:
 
 def _int(outer: dict[str, Any], name: str) -> int:
     value = outer.get(name, 0)
-    return int(value) if isinstance(value, int | float) else 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PayloadError(f"envelope field {name} is not a number: {value!r}")
+    return int(value)

@@ -54,18 +54,31 @@ class RedisQueue:
         ready: dict[str, list[str]],
         later: dict[str, list[tuple[int, str]]] | None = None,
     ) -> None:
-        """Push payloads onto several queues in one round trip."""
+        """Push payloads onto queues: one script call, or one pipeline for several queues."""
+        later = later or {}
+        if len(ready) + len(later) == 1:
+            self._push_one(ready, later)
+            return
         pipe = self.client.pipeline(transaction=False)
         for queue, payloads in ready.items():
             k = self.keys.queue(queue)
             self._push(keys=[k.ready, k.notify], args=[NOTIFY_CAP, *payloads], client=pipe)
-        for queue, timed in (later or {}).items():
+        for queue, timed in later.items():
             k = self.keys.queue(queue)
-            args: list[object] = [NOTIFY_CAP]
-            for available_at, raw in timed:
-                args += [available_at, raw]
+            args = [NOTIFY_CAP, *_flatten(timed)]
             self._later(keys=[k.delayed, k.notify], args=args, client=pipe)
         pipe.execute()
+
+    def _push_one(
+        self, ready: dict[str, list[str]], later: dict[str, list[tuple[int, str]]]
+    ) -> None:
+        """A single group skips the pipeline, whose script check costs a round trip."""
+        for queue, payloads in ready.items():
+            k = self.keys.queue(queue)
+            self._push(keys=[k.ready, k.notify], args=[NOTIFY_CAP, *payloads])
+        for queue, timed in later.items():
+            k = self.keys.queue(queue)
+            self._later(keys=[k.delayed, k.notify], args=[NOTIFY_CAP, *_flatten(timed)])
 
     def pop(self, queue: str, tokens: list[str], lease_s: float) -> PopResult:
         """Reserve up to ``len(tokens)`` jobs, each under its own lease token."""
@@ -103,8 +116,9 @@ class RedisQueue:
         deadline = now_ms() + int(lease_s * 1000)
         pipe = self.client.pipeline(transaction=False)
         for r in reservations:
-            pipe.zadd(self._reserved(r), {r.raw: deadline}, xx=True, ch=True)
-        return [bool(changed) for changed in pipe.execute()]
+            pipe.zadd(self._reserved(r), {r.raw: deadline}, xx=True)
+            pipe.zscore(self._reserved(r), r.raw)
+        return [score is not None for score in pipe.execute()[1::2]]
 
     def size(self, queue: str) -> int:
         return sum(self.sizes(queue).values())
@@ -123,6 +137,10 @@ class RedisQueue:
 
     def _reserved(self, reservation: Reservation) -> str:
         return self.keys.queue(reservation.queue).reserved
+
+
+def _flatten(timed: list[tuple[int, str]]) -> list[object]:
+    return [part for pair in timed for part in pair]
 
 
 def _text(value: bytes | str) -> str:

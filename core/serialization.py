@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import sys
 import uuid
 from collections.abc import Callable
@@ -40,21 +41,30 @@ def use_model_session(session_factory: SessionOpener) -> None:
     _model_session = session_factory
 
 
+_TAGGED_SCALARS: tuple[tuple[type, str, Callable[[Any], str]], ...] = (
+    (dt.datetime, "$datetime", dt.datetime.isoformat),  # before date: a datetime is a date
+    (dt.date, "$date", dt.date.isoformat),
+    (uuid.UUID, "$uuid", str),
+    (Decimal, "$decimal", str),
+)
+
+
 def encode(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ArgumentError(f"{value} is not valid JSON: send None or a string instead")
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):
         return [encode(v) for v in value]
     if isinstance(value, dict):
         return _encode_dict(value)
-    if isinstance(value, dt.datetime):
-        return {"$datetime": value.isoformat()}
-    if isinstance(value, dt.date):
-        return {"$date": value.isoformat()}
-    if isinstance(value, uuid.UUID):
-        return {"$uuid": str(value)}
-    if isinstance(value, Decimal):
-        return {"$decimal": str(value)}
+    for cls, tag, as_text in _TAGGED_SCALARS:
+        if isinstance(value, cls):
+            return {tag: as_text(value)}
+    return _encode_object(value)
+
+
+def _encode_object(value: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"$dataclass": _class_path(type(value)), "fields": fields}
@@ -117,10 +127,10 @@ class Decoder:
                 return Decimal(raw)
             if tag == "$dataclass":
                 cls = _loaded_class(raw, dataclasses.is_dataclass)
-                return cls(**{k: self.decode(v) for k, v in value["fields"].items()})
+                return _dataclass(cls, {k: self.decode(v) for k, v in value["fields"].items()})
             if tag == "$model":
                 return self._load_model(raw, self.decode(value["pk"]))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
             raise ArgumentError(f"malformed {tag} argument: {exc}") from exc
         raise ArgumentError(f"unknown argument tag {tag!r}")
 
@@ -142,6 +152,17 @@ class Decoder:
         if self.session is not None:
             self.session.close()
             self.session = None
+
+
+def _dataclass(cls: type, fields: dict[str, Any]) -> Any:
+    """Rebuild through ``__init__``, then restore ``init=False`` fields as they were."""
+    init = {f.name for f in dataclasses.fields(cls) if f.init}
+    instance = cls(**{k: v for k, v in fields.items() if k in init})
+    for name in fields.keys() - init:
+        if name not in {f.name for f in dataclasses.fields(cls)}:
+            raise ArgumentError(f"{cls.__name__} has no field {name!r}")
+        object.__setattr__(instance, name, fields[name])
+    return instance
 
 
 def _loaded_class(path: str, accept: Callable[[type], bool]) -> type:

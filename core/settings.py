@@ -29,6 +29,7 @@ ENVIRONMENT = {
     "SKYLINE_STATE_DIR": "state_dir",
 }
 LIST_VARIABLES = {"secret", "app"}
+SENSITIVE_KEYS = {"secret", "redis_url", "database_url", "url"}
 
 
 class ConfigError(Exception):
@@ -115,11 +116,15 @@ class Settings(_Strict):
 
 
 def _state_secret(state_dir: Path) -> str:
+    """The embedded default's secret, created once, readable only by its owner."""
     path = state_dir / "secret"
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
@@ -133,7 +138,8 @@ def load_settings(
     path = Path(config_file or environ.get("SKYLINE_CONFIG") or DEFAULT_CONFIG_FILE)
     explicit = bool(config_file or environ.get("SKYLINE_CONFIG"))
     data = _read_toml(path, required=explicit)
-    data.update(_from_environment(environ))
+    from_environment = _from_environment(environ)
+    data.update(from_environment)
     data.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(data.get("connections"), dict):
         data["connections"] = {**_default_connections(), **data["connections"]}
@@ -141,7 +147,7 @@ def load_settings(
         settings = Settings(**data)
         settings.connection(settings.default_connection)
     except ValidationError as exc:
-        raise ConfigError(_describe(path, exc)) from None
+        raise ConfigError(_describe(path, exc, set(from_environment))) from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: default_connection: {exc}") from None
     return settings
@@ -171,11 +177,17 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def _describe(path: Path, exc: ValidationError) -> str:
+def _describe(path: Path, exc: ValidationError, from_environment: set[str]) -> str:
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
     key = loc[-1] if loc else "?"
-    table = f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""
+    variable = next((v for v, k in ENVIRONMENT.items() if loc and k == loc[0]), None)
+    if loc and loc[0] in from_environment and variable:
+        source = f"environment variable {variable}"
+    else:
+        table = f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""
+        source = f"{path}: {table}{key}"
     if error["type"] == "extra_forbidden":
-        return f"{path}: {table}{key}: unknown key (remove it, or check its spelling in README)"
-    return f"{path}: {table}{key}: {error['msg']} (got {error.get('input')!r})"
+        return f"{source}: unknown key (remove it, or check its spelling in README)"
+    shown = "" if SENSITIVE_KEYS & set(loc) else f" (got {error.get('input')!r})"
+    return f"{source}: {error['msg']}{shown}"

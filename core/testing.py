@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from core.dispatcher import set_dispatcher
-from core.job import FunctionJob, Job, PreparedJob
+from core.job import FunctionJob, Job, PreparedJob, registered_name
 from core.payload import new_job_id
 
 JobRef = FunctionJob | type[Job] | str
@@ -23,7 +23,7 @@ def _name(job: JobRef) -> str:
         return job
     if isinstance(job, FunctionJob):
         return job.name
-    return job.name or f"{job.__module__}.{job.__qualname__}"
+    return registered_name(job)
 
 
 class QueueFake:

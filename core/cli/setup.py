@@ -44,7 +44,7 @@ def up(app: AppContext, with_demo: bool, queues: str) -> None:
     for module in settings.app:
         command += ["--app", module]
     worker = subprocess.Popen(command)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if with_demo:
             demo_jobs.produce(runtime.dispatcher)
@@ -54,6 +54,10 @@ def up(app: AppContext, with_demo: bool, queues: str) -> None:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=STOP_GRACE_S)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command()

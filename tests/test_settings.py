@@ -1,0 +1,219 @@
+import stat
+from pathlib import Path
+
+import pytest
+
+from core.settings import ConfigError, Settings, load_settings
+
+SECRET = "test-secret-0123456789abcdef"
+OLD_SECRET = "old-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    def write(text: str) -> Path:
+        path = tmp_path / "skyline.toml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def test_defaults_apply_without_a_config_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={})
+    assert (settings.env, settings.prefix, settings.default_connection) == (
+        "local",
+        "skyline:",
+        "redis",
+    )
+    assert (settings.redis_url, settings.database_url, settings.secret) == (None, None, [])
+    assert settings.embedded
+    assert settings.connection(None).retry_after == 30
+    assert settings.connection("sync").driver == "sync"
+    assert (settings.worker.tries, settings.worker.timeout) == (1, 60)
+
+
+def test_toml_overrides_defaults(config):
+    path = config(
+        'env = "staging"\nprefix = "acme:"\n'
+        "[worker]\ntries = 3\nbackoff = [1, 5]\n"
+        "[connections.redis]\nretry_after = 10\n"
+        '[connections.high]\nurl = "redis://high:6379/0"\n'
+    )
+    settings = load_settings(path, environ={})
+    assert (settings.env, settings.prefix) == ("staging", "acme:")
+    assert (settings.worker.tries, settings.worker.backoff, settings.worker.sleep) == (3, [1, 5], 3)
+    assert settings.connection("redis").retry_after == 10
+    assert settings.connection("high").url == "redis://high:6379/0"
+    assert settings.connection("sync").driver == "sync"
+
+
+def test_environment_overrides_toml(config):
+    path = config('env = "staging"\nprefix = "acme:"\nredis_url = "redis://toml:6379/0"\n')
+    environ = {"SKYLINE_ENV": "production", "REDIS_URL": "redis://env:6379/1"}
+    settings = load_settings(path, environ=environ)
+    assert (settings.env, settings.redis_url) == ("production", "redis://env:6379/1")
+    assert settings.prefix == "acme:"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("REDIS_URL", "redis://r:6379/2", "redis_url", "redis://r:6379/2"),
+        ("DATABASE_URL", "sqlite:///x.db", "database_url", "sqlite:///x.db"),
+        ("SKYLINE_APP", "a.jobs, b.jobs", "app", ["a.jobs", "b.jobs"]),
+        ("SKYLINE_ENV", "production", "env", "production"),
+        ("SKYLINE_PREFIX", "acme:", "prefix", "acme:"),
+        ("SKYLINE_STATE_DIR", "/var/lib/skyline", "state_dir", Path("/var/lib/skyline")),
+    ],
+)
+def test_each_environment_variable_sets_its_setting(config, variable, value, field, expected):
+    settings = load_settings(config(""), environ={variable: value})
+    assert getattr(settings, field) == expected
+
+
+def test_empty_environment_variable_is_ignored(config):
+    settings = load_settings(config('env = "staging"\n'), environ={"SKYLINE_ENV": ""})
+    assert settings.env == "staging"
+
+
+def test_skyline_config_names_the_file(config):
+    path = config('env = "from-file"\n')
+    assert load_settings(environ={"SKYLINE_CONFIG": str(path)}).env == "from-file"
+
+
+def test_keyword_overrides_beat_environment_and_none_is_ignored(config):
+    environ = {"SKYLINE_ENV": "production", "SKYLINE_PREFIX": "env:"}
+    settings = load_settings(config(""), environ=environ, env="cli", prefix=None)
+    assert (settings.env, settings.prefix) == ("cli", "env:")
+
+
+def test_skyline_secret_is_a_comma_list_and_the_first_key_signs(config):
+    environ = {"SKYLINE_SECRET": f" {SECRET} ,{OLD_SECRET}, ", "REDIS_URL": "redis://r/0"}
+    settings = load_settings(config(""), environ=environ)
+    assert settings.secret == [SECRET, OLD_SECRET]
+    assert settings.signing_keys() == [SECRET, OLD_SECRET]
+
+
+def test_short_secret_is_refused(config):
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        load_settings(config(""), environ={"SKYLINE_SECRET": f"{SECRET},short"})
+
+
+@pytest.mark.parametrize(
+    ("toml", "environ"),
+    [("", {"SKYLINE_SECRET": f"{SECRET},short"}), (f'secret = "{SECRET}"\n', {})],
+    ids=["short-secret-beside-a-good-one", "secret-not-a-list"],
+)
+def test_secret_errors_do_not_echo_the_secret(config, toml, environ):
+    with pytest.raises(ConfigError) as error:
+        load_settings(config(toml), environ=environ)
+    assert SECRET not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("bogus = 1\n", "bogus: unknown key"),
+        ("[worker]\nbogus = 1\n", "[worker] bogus: unknown key"),
+        ("[connections.redis]\nbogus = 1\n", "[connections.redis] bogus: unknown key"),
+        ("env = 5\n", "env: Input should be a valid string (got 5)"),
+        ('[worker]\ntries = "three"\n', "[worker] tries: Input should be a valid integer"),
+        ("connections = 5\n", "connections: Input should be a valid dictionary"),
+        (
+            "[connections.redis]\nretry_after = 2\n",
+            "[connections.redis] retry_after: Input should be greater than or equal to 3 (got 2)",
+        ),
+        (
+            '[connections.high]\nurl = "redis://h/0"\nretry_after = 0\n',
+            "[connections.high] retry_after: Input should be greater than or equal to 3",
+        ),
+        ('[connections.redis]\ndriver = "kafka"\n', "[connections.redis] driver:"),
+        (
+            'default_connection = "nope"\n',
+            "default_connection: unknown queue connection 'nope'; known connections: redis, sync",
+        ),
+        ("env = \n", "not valid TOML: "),
+        ("[worker]\ntries = 1\n[worker]\ntries = 2\n", "not valid TOML: "),
+    ],
+    ids=[
+        "unknown-key",
+        "unknown-worker-key",
+        "unknown-connection-key",
+        "wrong-type",
+        "wrong-nested-type",
+        "connections-not-a-table",
+        "retry-after-below-3",
+        "retry-after-below-3-new-connection",
+        "unknown-driver",
+        "unknown-default-connection",
+        "invalid-toml",
+        "duplicate-table",
+    ],
+)
+def test_bad_config_gives_one_line_naming_file_and_key(config, toml, message):
+    path = config(toml)
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    text = str(error.value)
+    assert text.startswith(f"{path}: ")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_retry_after_of_exactly_3_is_accepted(config):
+    settings = load_settings(config("[connections.redis]\nretry_after = 3\n"), environ={})
+    assert settings.connection("redis").retry_after == 3
+
+
+@pytest.mark.parametrize(
+    ("config_file", "environ"),
+    [("missing.toml", {}), (None, {"SKYLINE_CONFIG": "missing.toml"})],
+    ids=["argument", "SKYLINE_CONFIG"],
+)
+def test_missing_explicit_config_file_is_an_error(tmp_path, monkeypatch, config_file, environ):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config_file, environ=environ)
+    assert str(error.value) == (
+        "missing.toml: config file not found (check --config / SKYLINE_CONFIG)"
+    )
+
+
+def test_unknown_connection_lookup_names_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown queue connection 'x'; known connections: redis"):
+        Settings().connection("x")
+
+
+def test_shared_redis_without_a_secret_refuses_to_sign(config):
+    settings = load_settings(config(""), environ={"REDIS_URL": "redis://shared:6379/0"})
+    with pytest.raises(ConfigError, match="SKYLINE_SECRET is not set"):
+        settings.signing_keys()
+
+
+def test_embedded_default_generates_a_secret_once_and_reuses_it(config, tmp_path):
+    state_dir = tmp_path / "state"
+    environ = {"SKYLINE_STATE_DIR": str(state_dir)}
+    first = load_settings(config(""), environ=environ).signing_keys()
+    again = load_settings(config(""), environ=environ).signing_keys()
+    path = state_dir / "secret"
+    assert first == again == [path.read_text()]
+    assert len(first[0]) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_embedded_default_reads_an_existing_state_secret(tmp_path):
+    (tmp_path / "secret").write_text(f"{SECRET}\n")
+    assert Settings(state_dir=tmp_path).signing_keys() == [SECRET]
+
+
+def test_configured_secret_wins_over_the_state_secret(tmp_path):
+    assert Settings(state_dir=tmp_path, secret=[SECRET]).signing_keys() == [SECRET]
+    assert not (tmp_path / "secret").exists()
+
+
+def test_sql_url_defaults_to_sqlite_in_state_dir(tmp_path):
+    url = Settings(state_dir=tmp_path / "state").sql_url()
+    assert url == f"sqlite:///{(tmp_path / 'state' / 'skyline.db').resolve()}"
+    assert Settings(database_url="postgresql://db/x").sql_url() == "postgresql://db/x"
