@@ -2,7 +2,6 @@
 
 from core.context import current_job
 from core.dispatcher import Dispatcher, get_dispatcher, set_dispatcher
-from core.events import events
 from core.job import Job, JobOptions, PreparedJob, job
 from core.serialization import use_model_session
 
@@ -23,7 +22,6 @@ __all__ = [
     "PreparedJob",
     "current_job",
     "dispatch_bulk",
-    "events",
     "get_dispatcher",
     "job",
     "set_dispatcher",

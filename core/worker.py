@@ -89,17 +89,21 @@ class Worker:
         self._slots = threading.BoundedSemaphore(options.concurrency)
         self._loop = asyncio.new_event_loop()
         self._pool: ThreadPoolExecutor | None = None
+        self._loop_thread: threading.Thread | None = None
         self._redis_failures = 0
 
-    def run(self) -> int:
-        self._install_signals()
+    def run(self, *, handle_signals: bool = True) -> int:
+        """Work until stopped; ``handle_signals=False`` when embedding in another program."""
+        if handle_signals:
+            self._install_signals()
         self.leases.start()
         log.info("worker %d processing %s", os.getpid(), ",".join(self.options.queues))
         if self.options.concurrency > 1:
             self._pool = ThreadPoolExecutor(self.options.concurrency, "skyline-slot")
-            threading.Thread(
+            self._loop_thread = threading.Thread(
                 target=self._loop.run_forever, name="skyline-loop", daemon=True
-            ).start()
+            )
+            self._loop_thread.start()
         try:
             while not self.should_stop:
                 self.tick()
@@ -309,6 +313,9 @@ class Worker:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join()
+        self._loop.close()
 
     def _with_redis(self, fn, *args):
         """Settling must not lose a job to a Redis blip: retry until Redis answers."""
