@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -65,6 +66,10 @@ class JobDefinition:
     options: JobOptions
     on_failed: Callable[..., Any] | None = None
 
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.target)
+
     def build(self, args: list[Any], kwargs: dict[str, Any]) -> Callable[[], Any]:
         """The call that runs the job with decoded arguments; raises ArgumentError on a mismatch."""
         if self.is_class:
@@ -72,7 +77,7 @@ class JobDefinition:
             instance.__dict__.update(kwargs)
             return instance.handle
         try:
-            inspect.signature(self.target).bind(*args, **kwargs)
+            self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise ArgumentError(f"arguments do not match {self.name}: {exc}") from None
         return lambda: self.target(*args, **kwargs)

@@ -82,12 +82,39 @@ class RedisQueue:
 
     def pop(self, queue: str, tokens: list[str], lease_s: float) -> PopResult:
         """Reserve up to ``len(tokens)`` jobs, each under its own lease token."""
+        keys, args = self._pop_call(queue, tokens, lease_s)
+        return self._popped(queue, self._pop(keys=keys, args=args))
+
+    def ack_and_pop(
+        self, acks: list[Reservation], queue: str, tokens: list[str], lease_s: float
+    ) -> tuple[PopResult, int]:
+        """Ack finished jobs and reserve the next ones in one round trip.
+
+        Returns the pop and how many acks found their lease already lost.
+        """
+        if not acks:
+            return self.pop(queue, tokens, lease_s), 0
+        pipe = self.client.pipeline(transaction=False)
+        for reservation in acks:
+            pipe.zrem(self._reserved(reservation), reservation.raw)
+        keys, args = self._pop_call(queue, tokens, lease_s)
+        pipe.evalsha(self._pop.sha, len(keys), *keys, *args)
+        *acked, reply = pipe.execute(raise_on_error=False)
+        for result in acked:
+            if isinstance(result, Exception):
+                raise result
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            reply = self._pop(keys=keys, args=args)
+        elif isinstance(reply, Exception):
+            raise reply
+        return self._popped(queue, reply), acked.count(0)
+
+    def _pop_call(self, queue: str, tokens: list[str], lease_s: float) -> tuple[list, list]:
         now = now_ms()
-        k = self.keys.queue(queue)
-        reply = self._pop(
-            keys=k.as_list(),
-            args=[now, now + int(lease_s * 1000), MIGRATE_LIMIT, *tokens],
-        )
+        args = [now, now + int(lease_s * 1000), MIGRATE_LIMIT, *tokens]
+        return self.keys.queue(queue).as_list(), args
+
+    def _popped(self, queue: str, reply: list) -> PopResult:
         next_due = int(reply[0])
         return PopResult(
             reserved=[Reservation(queue, _exact(raw)) for raw in reply[1:]],
@@ -102,6 +129,13 @@ class RedisQueue:
 
     def ack(self, reservation: Reservation) -> bool:
         return bool(self.client.zrem(self._reserved(reservation), reservation.raw))
+
+    def ack_many(self, reservations: list[Reservation]) -> int:
+        """Ack in one round trip; returns how many leases were already lost."""
+        pipe = self.client.pipeline(transaction=False)
+        for reservation in reservations:
+            pipe.zrem(self._reserved(reservation), reservation.raw)
+        return pipe.execute().count(0)
 
     def release(self, reservation: Reservation, new_raw: str, available_at_ms: int) -> bool:
         k = self.keys.queue(reservation.queue)

@@ -36,9 +36,11 @@ class Runtime:
 
     def ensure_schema(self) -> None:
         """Migrate the embedded SQLite store; ask for ``skyline migrate`` elsewhere."""
+        if schema_is_current(self.engine):
+            return
         if self.settings.database_url is None:
             migrate(self.engine)
-        elif not schema_is_current(self.engine):
+        else:
             raise ConfigError(
                 f"the database at {redact(self.settings.database_url)} is not migrated to this "
                 "version of Skyline: run `skyline migrate`"

@@ -16,7 +16,6 @@ from core import payload as payloads
 from core.events import (
     JobExceptionOccurred,
     JobFailed,
-    JobProcessed,
     JobReleased,
     events,
 )
@@ -37,7 +36,10 @@ class Settler:
     defaults: WorkerDefaults
 
     def settle(self, reservation: Reservation, payload: Payload, outcome: Outcome) -> Result:
-        """Apply ``outcome``; returns what finally happened to the job."""
+        """Apply a job's unhappy ``outcome``; returns what finally happened to the job.
+
+        Completed and deleted jobs are acked by the worker, in the round trip of its next pop.
+        """
         if outcome.result is Result.RAISED:
             return self._after_exception(reservation, payload, outcome)
         if outcome.result is Result.RELEASED:
@@ -45,13 +47,7 @@ class Settler:
             return Result.RELEASED
         if outcome.result is Result.FAILED:
             return self.fail(reservation, payload, outcome.exception)
-        if not self.queue.ack(reservation):
-            log.warning("%s finished after its lease was lost; it may run again", payload.job_name)
-        if events.wants(JobProcessed):
-            events.emit(
-                JobProcessed(payload.id, payload.job_name, payload.queue, outcome.runtime_s)
-            )
-        return outcome.result
+        raise ValueError(f"the worker acks {outcome.result} jobs itself")
 
     def _after_exception(
         self, reservation: Reservation, payload: Payload, outcome: Outcome

@@ -9,6 +9,7 @@ Signal handlers only set flags that the next tick reads.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import signal
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 import psutil
 import redis
 
-from core.events import JobProcessing, WorkerLooping, WorkerStopping, events
+from core.acks import AckBuffer
+from core.events import JobProcessed, JobProcessing, WorkerLooping, WorkerStopping, events
 from core.execution import (
     JobTimeoutError,
     Outcome,
@@ -42,11 +44,13 @@ from core.settlement import Settler
 
 log = logging.getLogger("skyline.worker")
 
+ACKED = (Result.COMPLETED, Result.DELETED)
 EXIT_OK = 0
 EXIT_TIMED_OUT = 2
 EXIT_MEMORY = 12
 ASYNC_STUCK_GRACE_S = 2.0
 PAUSE_POLL_S = 0.1
+IN_FLIGHT_POLL_S = 0.05
 MAX_REDIS_BACKOFF_S = 5.0
 
 
@@ -91,6 +95,10 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._loop_thread: threading.Thread | None = None
         self._redis_failures = 0
+        self._process = psutil.Process()
+        self._token_prefix = uuid.uuid4().hex[:16]
+        self._tokens = itertools.count()
+        self._acks = AckBuffer()
 
     def run(self, *, handle_signals: bool = True) -> int:
         """Work until stopped; ``handle_signals=False`` when embedding in another program."""
@@ -161,21 +169,36 @@ class Worker:
             self._slots.release()
 
     def _reserve(self, count: int) -> tuple[list[Reservation], int | None]:
+        """Pop from the queues in priority order; the first pop also acks finished jobs."""
         next_due: int | None = None
+        acks = self._acks.take()
         for name in self.options.queues:
-            tokens = [uuid.uuid4().hex for _ in range(count)]
-            popped = self.queue.pop(name, tokens, self.options.lease_s)
+            tokens = [f"{self._token_prefix}{next(self._tokens)}" for _ in range(count)]
+            try:
+                popped, lost = self.queue.ack_and_pop(acks, name, tokens, self.options.lease_s)
+            except redis.RedisError:
+                self._acks.add(acks)
+                raise
+            self._acks.report_lost(lost)
+            acks = []
             if popped.reserved:
                 return popped.reserved, None
             if popped.next_due_ms is not None:
                 next_due = min(next_due or popped.next_due_ms, popped.next_due_ms)
         return [], next_due
 
+    def _flush_acks(self) -> None:
+        acks = self._acks.take()
+        if acks:
+            self._acks.report_lost(self._with_redis(self.queue.ack_many, acks))
+
     def _idle(self, next_due_ms: int | None) -> None:
         if self.options.once or (self.options.stop_when_empty and self._nothing_running()):
             self.stop()
             return
         timeout = self.options.sleep_s
+        if not self._nothing_running():
+            timeout = min(timeout, IN_FLIGHT_POLL_S)
         if next_due_ms is not None:
             timeout = min(timeout, max(next_due_ms - now_ms(), 10) / 1000)
         try:
@@ -212,7 +235,7 @@ class Worker:
         prepared = prepare(payload, self.registry)
         settle_now = refusal or (prepared if isinstance(prepared, Outcome) else None)
         if settle_now is not None:
-            result = self._with_redis(self.settler.settle, reservation, payload, settle_now)
+            result = self._settle(reservation, payload, settle_now)
             if result is Result.FAILED and isinstance(prepared, Prepared):
                 self._failed_hook(prepared, settle_now.exception)
             self._log(payload, settle_now, result.value.upper())
@@ -238,7 +261,10 @@ class Worker:
         self, reservation: Reservation, payload: Payload, prepared: Prepared
     ) -> None:
         outcome = await run_async(prepared, payload, self._timeout(payload))
-        await asyncio.to_thread(self._finish, reservation, payload, prepared, outcome)
+        if outcome.result in ACKED:
+            self._finish(reservation, payload, prepared, outcome)  # no I/O: the ack is deferred
+        else:
+            await asyncio.to_thread(self._finish, reservation, payload, prepared, outcome)
 
     def _sync_slot(self, reservation: Reservation, payload: Payload, prepared: Prepared) -> None:
         self._finish(reservation, payload, prepared, run_sync(prepared, payload))
@@ -251,7 +277,7 @@ class Worker:
     ) -> None:
         try:
             self.leases.untrack(reservation)
-            result = self._with_redis(self.settler.settle, reservation, payload, outcome)
+            result = self._settle(reservation, payload, outcome)
             if result is Result.FAILED:
                 self._failed_hook(prepared, outcome.exception)
             self.processed += 1
@@ -260,6 +286,16 @@ class Worker:
             log.exception("could not settle %s; its lease will bring it back", payload.job_name)
         finally:
             self._slots.release()
+
+    def _settle(self, reservation: Reservation, payload: Payload, outcome: Outcome) -> Result:
+        if outcome.result not in ACKED:
+            return self._with_redis(self.settler.settle, reservation, payload, outcome)
+        self._acks.add([reservation])
+        if outcome.result is Result.COMPLETED and events.wants(JobProcessed):
+            events.emit(
+                JobProcessed(payload.id, payload.job_name, payload.queue, outcome.runtime_s)
+            )
+        return outcome.result
 
     def _failed_hook(self, prepared: Prepared, exc: BaseException | None) -> None:
         try:
@@ -275,6 +311,7 @@ class Worker:
         A thread cannot be killed, so the process goes; the other jobs it held are
         released first so they do not wait out their leases.
         """
+        self._flush_acks()
         payload = parse(running.reservation.raw, self.signing_keys)
         exc = JobTimeoutError(f"{payload.job_name} ran longer than its timeout and was killed")
         result = self._with_redis(
@@ -300,7 +337,7 @@ class Worker:
             or (o.max_time_s and time.monotonic() - self._started >= o.max_time_s)
         ):
             self.stop()
-        elif o.memory_mb and psutil.Process().memory_info().rss > o.memory_mb * 1024 * 1024:
+        elif o.memory_mb and self._process.memory_info().rss > o.memory_mb * 1024 * 1024:
             log.warning("memory limit of %d MB exceeded; stopping", o.memory_mb)
             self.stop(EXIT_MEMORY)
         elif o.rest_s:
@@ -316,6 +353,7 @@ class Worker:
             if self._loop_thread is not None:
                 self._loop_thread.join()
         self._loop.close()
+        self._flush_acks()
 
     def _with_redis(self, fn, *args):
         """Settling must not lose a job to a Redis blip: retry until Redis answers."""

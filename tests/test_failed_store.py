@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
 
-from core.db import database_engine, migrate
+from core.db import SCHEMA_REVISION, alembic_head, database_engine, migrate, schema_is_current
 from core.failed import FailedJobRepository
 from core.models import Base
 
@@ -179,3 +179,8 @@ def test_concurrent_writers_share_the_store(failed):
         ids = [id for batch in pool.map(write, range(4)) for id in batch]
     assert len(set(ids)) == 100
     assert failed.count() == 100
+
+
+def test_schema_revision_constant_is_alembic_head(engine):
+    assert alembic_head() == SCHEMA_REVISION
+    assert schema_is_current(engine)

@@ -2,9 +2,8 @@
 
 from alembic import context
 
+from core.db import VERSION_TABLE
 from core.models import Base
-
-VERSION_TABLE = "skyline_alembic_version"
 
 connection = context.config.attributes.get("connection")
 if connection is None:
