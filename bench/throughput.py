@@ -10,19 +10,20 @@ What it measures, ``--runs`` times each, printing the median and the raw values:
 
 - enqueue one by one: ``noop.dispatch()`` in a loop;
 - enqueue in bulk: ``core.dispatch_bulk`` in chunks of 1,000;
-- drain: the queue is filled, then worker processes
-  (``python -m core.cli work bench --stop-when-empty --app bench.jobs``) are started;
-  the time runs from starting them until all have exited. No-op jobs are drained by
-  1 and by 2 processes; async jobs that sleep 10 ms by 2 processes at ``--concurrency 50``;
-- worker start-up: the same worker command on an empty queue, from start to exit;
+- drain: worker processes (``python -m core.cli work bench --app bench.jobs``) are
+  started and left to block on the empty queue; then all jobs are pushed in one bulk
+  dispatch, and the time runs from the push until the queue holds nothing (ready,
+  delayed or reserved: every job acked). No-op jobs are drained by 1 and by 2
+  processes; async jobs that sleep 10 ms by 2 processes at ``--concurrency 50``;
+- worker start-up: the worker command with ``--stop-when-empty`` on an empty queue,
+  from start to exit (reported apart, not part of the drain figures);
 - the ceiling: raw ``RPUSH`` + ``LPOP`` pairs from one Python client on the same
   Redis, one round trip each and pipelined, so Skyline's figures have a yardstick.
 
-Rates are jobs / wall seconds. Drains are reported including start-up, and excluding
-it (jobs / (wall seconds - median start-up of the same worker command)).
+Rates are jobs / wall seconds.
 
-No job may be lost: after each drain the benchmark checks that every worker exited 0,
-that the queue holds nothing (ready, delayed or reserved) and that the failed store is
+No job may be lost: after each drain the workers get SIGTERM, and the benchmark checks
+that every one exited 0, that the queue holds nothing and that the failed store is
 empty, and stops with an error otherwise. The jobs do not count themselves, because a
 Redis call per job would be measured as Skyline's cost.
 
@@ -65,7 +66,8 @@ SLEEP_CONCURRENCY = 50
 REDIS_START_TIMEOUT_S = 10.0
 MIN_STARTUP_RUNS = 3  # even in --quick: the drains excluding start-up subtract its median
 CEILING_KEY = "bench:ceiling"
-WORKER = [sys.executable, *f"-m core.cli work {QUEUE} --stop-when-empty --app bench.jobs".split()]
+WORKER = [sys.executable, *f"-m core.cli work {QUEUE} --app bench.jobs".split()]
+POLL_S = 0.005
 
 
 @dataclass
@@ -184,22 +186,33 @@ def enqueue_bulk(bench: Bench, job: FunctionJob, n: int) -> None:
         dispatch_bulk([job.prepare() for _ in range(min(CHUNK, n - start))])
 
 
-def run_workers(bench: Bench, processes: int, extra: list[str]) -> float:
-    """Start the workers, wait until every one has exited; return the wall seconds."""
-    logs = [open(bench.folder / f"worker-{i}.log", "w") for i in range(processes)]  # noqa: SIM115
-    start = time.perf_counter()
-    workers = [
-        subprocess.Popen(WORKER + extra, env=bench.env, cwd=bench.folder, stderr=log)
-        for log in logs
-    ]
+def start_workers(bench: Bench, processes: int, extra: list[str]) -> list[subprocess.Popen]:
+    workers = []
+    for i in range(processes):
+        with open(bench.folder / f"worker-{i}.log", "w") as log:
+            workers.append(
+                subprocess.Popen(WORKER + extra, env=bench.env, cwd=bench.folder, stderr=log)
+            )
+    return workers
+
+
+def wait_for_workers(bench: Bench, workers: list[subprocess.Popen]) -> None:
     codes = [w.wait() for w in workers]
-    seconds = time.perf_counter() - start
-    for log in logs:
-        log.close()
     if any(codes):
         tail = (bench.folder / "worker-0.log").read_text()[-2000:]
         raise SystemExit(f"a worker exited with {codes}; worker-0 said:\n{tail}")
-    return seconds
+
+
+def run_workers(bench: Bench, processes: int, extra: list[str]) -> float:
+    """Start workers with --stop-when-empty and wait until all have exited."""
+    start = time.perf_counter()
+    wait_for_workers(bench, start_workers(bench, processes, [*extra, "--stop-when-empty"]))
+    return time.perf_counter() - start
+
+
+def blocked_workers(bench: Bench) -> int:
+    """Workers blocked on the empty queue: each holds one connection in BLPOP."""
+    return sum(1 for c in bench.queue.client.client_list() if c["cmd"] == "blpop")
 
 
 def check_drained(bench: Bench, what: str) -> None:
@@ -215,9 +228,19 @@ def reset(bench: Bench) -> None:
 
 
 def drain(bench: Bench, job: FunctionJob, n: int, processes: int, extra: list[str]) -> float:
+    """Warm workers wait on the queue; time one bulk push of n jobs until all are acked."""
     reset(bench)
-    enqueue_bulk(bench, job, n)
-    seconds = run_workers(bench, processes, extra)
+    workers = start_workers(bench, processes, extra)
+    while blocked_workers(bench) < processes:
+        time.sleep(POLL_S)
+    start = time.perf_counter()
+    dispatch_bulk([job.prepare() for _ in range(n)])
+    while any(bench.queue.sizes(QUEUE).values()):
+        time.sleep(POLL_S)
+    seconds = time.perf_counter() - start
+    for worker in workers:
+        worker.terminate()
+    wait_for_workers(bench, workers)
     check_drained(bench, f"drain of {n} {job.name}")
     return seconds
 
@@ -282,13 +305,11 @@ def startup_row(bench: Bench, label: str, processes: int, extra: list[str]) -> R
 
 def drain_rows(
     bench: Bench, label: str, job: FunctionJob, n: int, processes: int, extra: list[str]
-) -> tuple[Row, Row, Row]:
-    """The drain row, the same drain without start-up, and the start-up row."""
+) -> tuple[Row, Row]:
+    """The drain row and the start-up row of the same worker command."""
     startup = startup_row(bench, label, processes, extra)
     wall = repeat(bench, Row(f"drain {label}", n), lambda: drain(bench, job, n, processes, extra))
-    startup_s = statistics.median(startup.seconds)
-    net = Row(f"drain {label}, excl. start-up", n, [s - startup_s for s in wall.seconds])
-    return wall, net, startup
+    return wall, startup
 
 
 def ceiling_rows(bench: Bench, n: int) -> list[Row]:
@@ -320,10 +341,9 @@ def all_rows(bench: Bench, n: int, m: int) -> tuple[list[Row], list[Row]]:
         ),
     ]
     rates = enqueue_rows(bench, n)
-    for wall, net, _ in drains:
-        rates += [wall, net]
+    rates += [wall for wall, _ in drains]
     rates += ceiling_rows(bench, n)
-    return rates, [startup for _, _, startup in drains]
+    return rates, [startup for _, startup in drains]
 
 
 # --- output ---------------------------------------------------------------------------
@@ -367,7 +387,7 @@ def main() -> None:
             server.wait()
     print(title, end="\n\n")
     print(table(rates))
-    print("(excl. start-up: wall seconds minus the median start-up of the same command)\n")
+    print()
     print("Worker start-up: the same command on an empty queue, from start to exit")
     print(table(startups))
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")

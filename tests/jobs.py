@@ -59,6 +59,13 @@ def always_fails(n: int) -> None:
     raise ValueError(f"always fails {n}")
 
 
+@job
+def raises(n: int) -> None:
+    """Sets no options, so the worker's defaults apply."""
+    record("raises", n=n)
+    raise RuntimeError(f"raises {n}")
+
+
 @job(tries=5)
 def fails_until(attempt_ok: int) -> None:
     attempt = current_job().attempts

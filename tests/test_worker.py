@@ -255,3 +255,40 @@ def test_retry_keeps_the_signed_body_between_attempts(runtime, skyline):
     )
     payload = parse(raw, runtime.settings.signing_keys())
     assert (payload.attempts, payload.exceptions, payload.lease) == (1, 1, None)
+
+
+def test_max_exceptions_fails_a_job_before_its_tries_run_out(runtime, skyline, record_dir):
+    jobs.always_fails.options(tries=10, max_exceptions=2, backoff=0).dispatch(1)
+
+    assert skyline("work", "--stop-when-empty").returncode == 0
+
+    assert len(runs(record_dir, "always_fails")) == 2
+    assert runtime.failed_store.count() == 1
+
+
+def test_releases_do_not_count_as_exceptions(runtime, skyline, record_dir):
+    jobs.releases_once.options(tries=5, max_exceptions=1).dispatch()
+
+    assert skyline("work", "--stop-when-empty").returncode == 0
+
+    assert [r["attempt"] for r in runs(record_dir, "releases_once")] == [1, 2]
+    assert runtime.failed_store.count() == 0
+
+
+def test_retry_until_retries_past_tries_until_the_deadline(runtime, skyline, record_dir):
+    jobs.fails_until.options(tries=1, retry_until=60, backoff=0).dispatch(3)
+
+    assert skyline("work", "--stop-when-empty").returncode == 0
+
+    assert [r["attempt"] for r in runs(record_dir, "fails_until")] == [1, 2, 3]
+    assert runtime.failed_store.count() == 0
+
+
+def test_worker_flag_defaults_apply_where_the_job_sets_none(runtime, skyline, record_dir):
+    runtime.dispatcher.dispatch([jobs.raises.prepare(1), jobs.always_fails.prepare(2)])
+
+    result = skyline("work", "--tries", "2", "--backoff", "0", "--stop-when-empty")
+
+    assert result.returncode == 0
+    assert len(runs(record_dir, "raises")) == 2, "--tries applies to a job without tries"
+    assert len(runs(record_dir, "always_fails")) == 3, "the job's own tries=3 wins"

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from core.cli.common import AppContext, fail_cleanly
+from core.cli.common import AppContext, fail_cleanly, set_verbosity
 from core.cli.failed import failed
 from core.cli.queues import queue
 from core.cli.setup import demo, down, migrate, up
@@ -25,8 +25,8 @@ class SkylineGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
     """Skyline: a Redis job queue with supervisor pools and an ops dashboard."""
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    set_verbosity(verbose)
     ctx.obj = AppContext(config_file)
 
 

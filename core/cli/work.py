@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from core.cli.common import AppContext, pass_app
+from core.cli.common import AppContext, pass_app, set_verbosity
 from core.execution import WorkerDefaults
 from core.registry import registry
 from core.worker import Worker, WorkerOptions
@@ -37,6 +37,7 @@ def _backoff(value: str | None) -> int | list[int] | None:
 @click.option("--tries", type=click.IntRange(min=0), help="Default tries (0: unlimited).")
 @click.option("--backoff", help="Default backoff: seconds, or a list like 10,60.")
 @click.option("--rest", type=click.FloatRange(min=0), default=0, help="Pause after each job (s).")
+@click.option("-v", "--verbose", count=True, help="-v: one line per job; -vv: debug.")
 @pass_app
 def work(
     app: AppContext,
@@ -54,8 +55,11 @@ def work(
     tries: int | None,
     backoff: str | None,
     rest: float,
+    verbose: int,
 ) -> None:
     """Process jobs from QUEUES (comma-separated, highest priority first)."""
+    if verbose:
+        set_verbosity(verbose)
     if apps:
         app.overrides["app"] = list(apps)
     settings, runtime = app.settings, app.runtime
