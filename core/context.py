@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,14 @@ class Fail:
 Decision = Release | Delete | Fail
 
 
+@dataclass(frozen=True)
+class Services:
+    """What middleware and workflows need from the worker: its Redis and key builder."""
+
+    redis: Any
+    keys: Any
+
+
 class JobContext:
     def __init__(self, job_id: str, job_name: str, queue: str, attempts: int) -> None:
         self.job_id = job_id
@@ -35,6 +44,10 @@ class JobContext:
         self.queue = queue
         self.attempts = attempts
         self.decision: Decision | None = None
+        self.instance: Any = None
+        self.args: list[Any] = []
+        self.kwargs: dict[str, Any] = {}
+        self.services: Services | None = None
 
     def release(self, delay_s: float = 0) -> None:
         """Put the job back on its queue after ``delay_s``, once the handler returns."""

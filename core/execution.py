@@ -14,7 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from core import context
+from core.context import Services
 from core.job import JobDefinition
+from core.middleware import Middleware
 from core.payload import Payload
 from core.registry import JobRegistry, UnknownJobError
 from core.serialization import ArgumentError, Decoder, ModelNotFoundError
@@ -121,36 +123,73 @@ def prepare(payload: Payload, registry: JobRegistry) -> Prepared | Outcome:
     return Prepared(definition, call, args, kwargs, decoder, is_async)
 
 
-def run_sync(prepared: Prepared, payload: Payload) -> Outcome:
-    ctx, token, started = _enter(payload)
+def run_sync(prepared: Prepared, payload: Payload, services: Services | None = None) -> Outcome:
+    ctx, token, started = _enter(prepared, payload, services)
+    ran: list[Middleware] = []
+    error: BaseException | None = None
     try:
-        prepared.call()
-        return _outcome(ctx, started)
+        if _let_through(prepared, ctx, ran):
+            prepared.call()
     except Exception as exc:
-        return Outcome(Result.RAISED, exc, runtime_s=time.perf_counter() - started)
+        error = exc
     finally:
+        outcome = _finish(ctx, ran, error, started)
         context.leave(token)
         prepared.decoder.close()
+    return outcome
 
 
-async def run_async(prepared: Prepared, payload: Payload, timeout_s: float | None) -> Outcome:
-    ctx, token, started = _enter(payload)
+async def run_async(
+    prepared: Prepared,
+    payload: Payload,
+    timeout_s: float | None,
+    services: Services | None = None,
+) -> Outcome:
+    ctx, token, started = _enter(prepared, payload, services)
+    ran: list[Middleware] = []
+    error: BaseException | None = None
     try:
-        await asyncio.wait_for(prepared.call(), timeout_s or None)
-        return _outcome(ctx, started)
+        if _let_through(prepared, ctx, ran):
+            await asyncio.wait_for(prepared.call(), timeout_s or None)
     except TimeoutError:
-        exc = JobTimeoutError(f"{payload.job_name} ran longer than its {timeout_s:g} s timeout")
-        return Outcome(Result.RAISED, exc, runtime_s=time.perf_counter() - started)
+        error = JobTimeoutError(f"{payload.job_name} ran longer than its {timeout_s:g} s timeout")
     except Exception as exc:
-        return Outcome(Result.RAISED, exc, runtime_s=time.perf_counter() - started)
+        error = exc
     finally:
+        outcome = _finish(ctx, ran, error, started)
         context.leave(token)
         prepared.decoder.close()
+    return outcome
 
 
-def _enter(payload: Payload) -> tuple[context.JobContext, Any, float]:
+def _enter(
+    prepared: Prepared, payload: Payload, services: Services | None
+) -> tuple[context.JobContext, Any, float]:
     ctx = context.JobContext(payload.id, payload.job_name, payload.queue, payload.attempts)
+    ctx.instance = getattr(prepared.call, "__self__", None)
+    ctx.args, ctx.kwargs = prepared.args, prepared.kwargs
+    ctx.services = services
     return ctx, context.enter(ctx), time.perf_counter()
+
+
+def _let_through(prepared: Prepared, ctx: context.JobContext, ran: list[Middleware]) -> bool:
+    """Run each middleware's ``before``; stop at the first that holds the job back."""
+    for middleware in prepared.definition.middleware_for(ctx.instance):
+        ran.append(middleware)
+        if not middleware.before(ctx) or ctx.decision is not None:
+            return False
+    return True
+
+
+def _finish(
+    ctx: context.JobContext, ran: list[Middleware], error: BaseException | None, started: float
+) -> Outcome:
+    """Run the ``after`` hooks, innermost first; one may turn an exception into a decision."""
+    for middleware in reversed(ran):
+        middleware.after(ctx, error)
+    if error is not None and ctx.decision is None:
+        return Outcome(Result.RAISED, error, runtime_s=time.perf_counter() - started)
+    return _outcome(ctx, started)
 
 
 def _outcome(ctx: context.JobContext, started: float) -> Outcome:

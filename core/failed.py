@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, Engine, Insert, delete, func, select, update
+from sqlalchemy import ColumnElement, Delete, Engine, Insert, delete, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import session_factory
@@ -142,9 +142,13 @@ class FailedJobRepository:
             return session.execute(statement).rowcount
 
 
+MAX_ID = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
+
+
 def _identity(id_or_uuid: int | str) -> ColumnElement[bool]:
     if isinstance(id_or_uuid, int) or id_or_uuid.isdecimal():
-        return FailedJob.id == int(id_or_uuid)
+        number = int(id_or_uuid)
+        return FailedJob.id == number if number <= MAX_ID else false()
     return FailedJob.uuid == id_or_uuid
 
 

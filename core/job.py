@@ -65,6 +65,13 @@ class JobDefinition:
     is_class: bool
     options: JobOptions
     on_failed: Callable[..., Any] | None = None
+    middleware: tuple[Any, ...] = ()
+
+    def middleware_for(self, instance: Any) -> list[Any]:
+        """A class job's ``middleware()`` (it may use the job's data), else the decorator's."""
+        if instance is not None and hasattr(instance, "middleware"):
+            return list(instance.middleware())
+        return list(self.middleware)
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -150,6 +157,7 @@ def job(
     *,
     name: str | None = None,
     on_failed: Callable[..., Any] | None = None,
+    middleware: list[Any] | None = None,
     **options: Any,
 ) -> Any:
     """Register a function as a job: ``@job`` or ``@job(queue="emails", tries=3)``."""
@@ -161,6 +169,7 @@ def job(
             is_class=False,
             options=JobOptions().merged(**options),
             on_failed=on_failed,
+            middleware=tuple(middleware or ()),
         )
         registry.add(definition)
         return FunctionJob(definition)
@@ -199,6 +208,10 @@ class Job:
 
     def failed(self, exc: BaseException) -> None:
         """Called once when the job has failed for good."""
+
+    def middleware(self) -> list[Any]:
+        """Middleware around ``handle``; override to add some (it may use the job's data)."""
+        return []
 
     def prepare(self, **overrides: Any) -> PreparedJob:
         definition = registry.get(registered_name(type(self)))

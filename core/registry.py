@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from core.job import JobDefinition
 
 
+class AppImportError(ImportError):
+    """An application module named in the settings cannot be imported."""
+
+
 class UnknownJobError(LookupError):
     """A payload names a job this application never registered."""
 
@@ -43,4 +47,14 @@ registry = JobRegistry()
 def import_app(modules: list[str]) -> None:
     """Import the application's job modules, named by trusted configuration."""
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+                raise AppImportError(
+                    f"cannot import application module {module!r}: check the app setting "
+                    "(skyline.toml `app`, SKYLINE_APP or --app) and that it is on PYTHONPATH"
+                ) from None
+            raise AppImportError(
+                f"application module {module!r} imports {exc.name!r}, which is not installed"
+            ) from None

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from core.registry import import_app
+from core.registry import AppImportError, import_app
 from core.runtime import Runtime
 from core.settings import ConfigError, Settings, load_settings
 
@@ -38,13 +38,8 @@ def fail_cleanly() -> Iterator[None]:
     """Configuration and connection problems end the command with one line, not a traceback."""
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, AppImportError) as exc:
         raise click.ClickException(str(exc)) from None
-    except ModuleNotFoundError as exc:
-        raise click.ClickException(
-            f"cannot import application module {exc.name!r}: check the app setting "
-            "(skyline.toml `app`, SKYLINE_APP or --app) and that it is on PYTHONPATH"
-        ) from None
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -74,7 +75,8 @@ def list_failed(
             f"{r.exception_class}: {r.message}"[:80],
             "yes" if r.retried_by else "",
         )
-    Console().print(table)
+    # Piped output gets no terminal width; let the table take what its content needs.
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 @failed.command("show")
