@@ -130,7 +130,9 @@ def build(body: dict[str, Any], key: str, *, available_at: int) -> str:
 
 
 def as_text(raw: str | bytes) -> str:
-    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    """Text any SQL database can store; a real payload is JSON and holds no NUL."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    return text.replace("\x00", "\ufffd")
 
 
 def parse(raw: str | bytes, keys: list[str]) -> Payload:

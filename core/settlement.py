@@ -113,8 +113,8 @@ class Settler:
                 job_name=str(body.get("job", "(unreadable payload)"))[:255],
                 payload=payloads.as_text(reservation.raw),
                 exception_class=type(exc).__name__,
-                message=str(exc),
-                traceback="".join(traceback.format_exception(exc)),
+                message=payloads.as_text(str(exc)),
+                traceback=payloads.as_text("".join(traceback.format_exception(exc))),
                 retry_of=body.get("retry_of") if isinstance(body.get("retry_of"), str) else None,
             )
         except Exception:
