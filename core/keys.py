@@ -33,6 +33,19 @@ class Keys:
             notify=f"{base}:notify",
         )
 
+    def rate_limit(self, limiter: str, by: str, window: int) -> str:
+        """One counter per limiter, key and fixed window."""
+        return f"{self.prefix}limiter:{limiter}:{by}:{window}"
+
+    def overlap_lock(self, key: str) -> str:
+        return f"{self.prefix}overlap:{key}"
+
+    def exception_throttle(self, key: str) -> str:
+        return f"{self.prefix}throttle:{key}"
+
+    def unique_lock(self, job_name: str, unique_id: str) -> str:
+        return f"{self.prefix}unique:{job_name}:{unique_id}"
+
     def queue_name(self, ready_key: str) -> str:
         """The queue name inside a ready-list key, e.g. from a BLPOP on a notify key."""
         return ready_key[ready_key.index("{queue:") + 7 : ready_key.index("}")]
