@@ -5,16 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from core.connections import connect
 from core.events import JobPushed, events
 from core.job import Delay, PreparedJob
 from core.keys import Keys
+from core.locks import Locks
 from core.payload import build, new_job_id, now_ms
 from core.queue import RedisQueue
 from core.serialization import encode
 from core.settings import Settings, load_settings
+from core.transactions import after_commit
+
+Pushable = tuple[dict[str, Any], float]  # a payload body and its delay in seconds
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from core.batches import Batch, PendingBatch
+    from core.chains import PendingChain
+    from core.workflows import Workflows
 
 BODY_OPTIONS = (
     "tries",
@@ -61,10 +73,11 @@ def make_body(job: PreparedJob, connection: str, *, job_id: str | None = None) -
 class Dispatcher:
     """Pushes jobs on the connections the settings declare."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._queues: dict[str, RedisQueue] = {}
+        self._engine = engine
 
     def queue(self, connection: str | None = None) -> RedisQueue:
         name = connection or self.settings.default_connection
@@ -72,16 +85,56 @@ class Dispatcher:
             self._queues[name] = RedisQueue(connect(self.settings, name), self.keys)
         return self._queues[name]
 
+    @cached_property
+    def workflows(self) -> Workflows:
+        from core.batch_store import BatchRepository
+        from core.db import database_engine
+        from core.workflows import Workflows
+
+        engine = self._engine or database_engine(self.settings.sql_url())
+        return Workflows(self, BatchRepository(engine))
+
+    def dispatch_chain(self, chain: PendingChain) -> None:
+        self.workflows.start_chain(chain.links(self), chain.catch_body(self))
+
+    def dispatch_batch(self, pending: PendingBatch) -> Batch:
+        from core.batches import Batch
+
+        record = self.workflows.start_batch(pending.spec(self))
+        return Batch(record, self.workflows)
+
     def dispatch(self, jobs: list[PreparedJob]) -> list[str | None]:
-        """Push jobs; many jobs go out in one round trip per connection."""
-        signing_key = self.settings.signing_keys()[0]
-        groups: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
+        """Push jobs; many jobs go out in one round trip per connection.
+
+        A unique job whose lock is held is not pushed: its id comes back as None.
+        Jobs dispatched ``after_commit`` inside an open SQLAlchemy transaction wait for it.
+        """
+        now_items: list[Pushable] = []
+        later_items: list[Pushable] = []
         ids: list[str | None] = []
         for job in jobs:
             connection = job.options.connection or self.settings.default_connection
             body = make_body(job, connection)
+            if job.definition.unique_for is not None and not self._lock_unique(job, body):
+                ids.append(None)
+                continue
             ids.append(body["id"])
-            groups[connection].append((body, delay_seconds(job.options.delay)))
+            waits = job.options.after_commit
+            if waits is None:
+                waits = self.settings.connection(connection).after_commit
+            item = (body, delay_seconds(job.options.delay))
+            (later_items if waits else now_items).append(item)
+        if later_items and not after_commit(lambda: self.push_bodies(later_items)):
+            now_items += later_items
+        self.push_bodies(now_items)
+        return ids
+
+    def push_bodies(self, items: list[Pushable]) -> None:
+        """Sign and push ready-made bodies (the workflows' next links and callbacks)."""
+        signing_key = self.settings.signing_keys()[0]
+        groups: dict[str, list[Pushable]] = defaultdict(list)
+        for body, delay_s in items:
+            groups[body["connection"]].append((body, delay_s))
         for connection, bodies in groups.items():
             if self.settings.connection(connection).driver == "sync":
                 from core.inline import run_inline
@@ -90,9 +143,18 @@ class Dispatcher:
                     run_inline(build(body, signing_key, available_at=now_ms()), self.settings)
             else:
                 self._push(connection, bodies, signing_key)
-        return ids
 
-    def _push(self, connection: str, bodies: list[tuple[dict, float]], key: str) -> None:
+    def _lock_unique(self, job: PreparedJob, body: dict[str, Any]) -> bool:
+        """Take the unique lock for ``job``; its key travels in the body so workers free it."""
+        unique_id = job.definition.unique_id_for(job.args, job.kwargs)
+        key = self.keys.unique_lock(job.definition.name, unique_id)
+        locks = Locks(self.queue(body["connection"]).client)
+        if not locks.acquire(key, body["id"], job.definition.unique_for or None):
+            return False
+        body["unique"] = {"key": key, "until_processing": job.definition.unique_until_processing}
+        return True
+
+    def _push(self, connection: str, bodies: list[Pushable], key: str) -> None:
         queue = self.queue(connection)
         ready: dict[str, list[str]] = defaultdict(list)
         later: dict[str, list[tuple[int, str]]] = defaultdict(list)

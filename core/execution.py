@@ -62,6 +62,8 @@ class Outcome:
     exception: BaseException | None = None
     delay_s: float = 0.0
     runtime_s: float = 0.0
+    counts: bool = True  # a release that gives the attempt back sets False
+    chain: list[dict] | None = None  # the chain as the job left it, when it changed it
 
 
 @dataclass
@@ -169,6 +171,7 @@ def _enter(
     ctx.instance = getattr(prepared.call, "__self__", None)
     ctx.args, ctx.kwargs = prepared.args, prepared.kwargs
     ctx.services = services
+    ctx.body = payload.body
     return ctx, context.enter(ctx), time.perf_counter()
 
 
@@ -189,14 +192,18 @@ def _finish(
         middleware.after(ctx, error)
     if error is not None and ctx.decision is None:
         return Outcome(Result.RAISED, error, runtime_s=time.perf_counter() - started)
-    return _outcome(ctx, started)
+    outcome = _outcome(ctx, started)
+    outcome.chain = ctx.chain
+    return outcome
 
 
 def _outcome(ctx: context.JobContext, started: float) -> Outcome:
     runtime = time.perf_counter() - started
     decision = ctx.decision
     if isinstance(decision, context.Release):
-        return Outcome(Result.RELEASED, delay_s=decision.delay_s, runtime_s=runtime)
+        return Outcome(
+            Result.RELEASED, delay_s=decision.delay_s, runtime_s=runtime, counts=decision.counts
+        )
     if isinstance(decision, context.Delete):
         return Outcome(Result.DELETED, runtime_s=runtime)
     if isinstance(decision, context.Fail):

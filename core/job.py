@@ -30,6 +30,7 @@ OPTION_NAMES = (
     "fail_on_timeout",
     "tags",
     "delete_when_missing_models",
+    "after_commit",
 )
 Delay = float | int | dt.timedelta | dt.datetime
 
@@ -47,6 +48,7 @@ class JobOptions:
     fail_on_timeout: bool | None = None
     tags: list[str] | None = None
     delete_when_missing_models: bool | None = None
+    after_commit: bool | None = None
 
     def merged(self, **overrides: Any) -> JobOptions:
         unknown = set(overrides) - set(OPTION_NAMES)
@@ -66,6 +68,17 @@ class JobDefinition:
     options: JobOptions
     on_failed: Callable[..., Any] | None = None
     middleware: tuple[Any, ...] = ()
+    unique_for: float | None = None
+    unique_until_processing: bool = False
+    unique_id: Callable[..., Any] | None = None
+
+    def unique_id_for(self, args: list[Any], kwargs: dict[str, Any]) -> str:
+        """The identity of a unique job: one lock per job name and this value."""
+        if self.is_class:
+            instance = self.target.__new__(self.target)
+            instance.__dict__.update(kwargs)
+            return str(instance.unique_id())
+        return str(self.unique_id(*args, **kwargs)) if self.unique_id else ""
 
     def middleware_for(self, instance: Any) -> list[Any]:
         """A class job's ``middleware()`` (it may use the job's data), else the decorator's."""
@@ -158,9 +171,17 @@ def job(
     name: str | None = None,
     on_failed: Callable[..., Any] | None = None,
     middleware: list[Any] | None = None,
+    unique: bool = False,
+    unique_for: float = 0,
+    unique_until_processing: bool = False,
+    unique_id: Callable[..., Any] | None = None,
     **options: Any,
 ) -> Any:
-    """Register a function as a job: ``@job`` or ``@job(queue="emails", tries=3)``."""
+    """Register a function as a job: ``@job`` or ``@job(queue="emails", tries=3)``.
+
+    ``unique=True`` keeps a second copy (same name and ``unique_id(*args)``) from being
+    queued while one waits or runs; ``unique_for`` seconds bound the lock (0: until done).
+    """
 
     def register(target: Callable[..., Any]) -> FunctionJob:
         definition = JobDefinition(
@@ -170,6 +191,9 @@ def job(
             options=JobOptions().merged(**options),
             on_failed=on_failed,
             middleware=tuple(middleware or ()),
+            unique_for=unique_for if unique else None,
+            unique_until_processing=unique_until_processing,
+            unique_id=unique_id,
         )
         registry.add(definition)
         return FunctionJob(definition)
@@ -196,11 +220,22 @@ class Job:
     fail_on_timeout: ClassVar[bool | None] = None
     tags: ClassVar[list[str] | None] = None
     delete_when_missing_models: ClassVar[bool | None] = None
+    after_commit: ClassVar[bool | None] = None
+    unique: ClassVar[bool] = False
+    unique_for: ClassVar[float] = 0
+    unique_until_processing: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         options = JobOptions().merged(**{o: getattr(cls, o) for o in OPTION_NAMES})
-        definition = JobDefinition(registered_name(cls), cls, is_class=True, options=options)
+        definition = JobDefinition(
+            registered_name(cls),
+            cls,
+            is_class=True,
+            options=options,
+            unique_for=cls.unique_for if cls.unique else None,
+            unique_until_processing=cls.unique_until_processing,
+        )
         registry.add(definition)
 
     def handle(self) -> Any:
@@ -208,6 +243,10 @@ class Job:
 
     def failed(self, exc: BaseException) -> None:
         """Called once when the job has failed for good."""
+
+    def unique_id(self) -> str:
+        """For ``unique = True`` jobs: copies with the same value are not queued twice."""
+        return ""
 
     def middleware(self) -> list[Any]:
         """Middleware around ``handle``; override to add some (it may use the job's data)."""

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -63,3 +63,31 @@ class FailedJob(Base):
     retry_of: Mapped[str | None] = mapped_column(String(36))
     retried_by: Mapped[str | None] = mapped_column(String(36))
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobBatch(Base):
+    __tablename__ = "skyline_job_batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    total_jobs: Mapped[int] = mapped_column(Integer)
+    pending_jobs: Mapped[int] = mapped_column(Integer)
+    failed_jobs: Mapped[int] = mapped_column(Integer)
+    options: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    caught_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BatchJob(Base):
+    """One row per job of a batch, so a job that runs twice is counted once."""
+
+    __tablename__ = "skyline_batch_jobs"
+
+    batch_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey(JobBatch.id, ondelete="CASCADE"), primary_key=True
+    )
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

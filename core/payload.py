@@ -88,12 +88,15 @@ class Payload:
         value = self.body.get("options", {}).get(name)
         return default if value is None else value
 
-    def released(self, available_at: int, *, exception: bool) -> str:
-        """The envelope to queue again after this attempt, keeping the signed body."""
+    def released(self, available_at: int, *, exception: bool, counts: bool = True) -> str:
+        """The envelope to queue again after this attempt, keeping the signed body.
+
+        ``counts=False`` gives the attempt back: the job was held back, not tried.
+        """
         return envelope(
             self.body_json,
             self.sig,
-            attempts=self.attempts,
+            attempts=self.attempts if counts else max(self.attempts - 1, 0),
             exceptions=self.exceptions + (1 if exception else 0),
             lost=self.lost,
             available_at=available_at,

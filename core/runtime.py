@@ -20,7 +20,7 @@ class Runtime:
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.settings)
+        return Dispatcher(self.settings, self.engine)
 
     def queue(self, connection: str | None = None) -> RedisQueue:
         return self.dispatcher.queue(connection)

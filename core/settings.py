@@ -45,6 +45,7 @@ class ConnectionSettings(_Strict):
     url: str | None = None
     retry_after: int = Field(default=30, ge=MIN_RETRY_AFTER_S)
     worker_lost_limit: int = Field(default=3, ge=1)
+    after_commit: bool = False
 
 
 class WorkerSettings(_Strict):

@@ -43,7 +43,9 @@ class Settler:
         if outcome.result is Result.RAISED:
             return self._after_exception(reservation, payload, outcome)
         if outcome.result is Result.RELEASED:
-            self.release(reservation, payload, outcome.delay_s, exception=False)
+            self.release(
+                reservation, payload, outcome.delay_s, exception=False, counts=outcome.counts
+            )
             return Result.RELEASED
         if outcome.result is Result.FAILED:
             return self.fail(reservation, payload, outcome.exception)
@@ -62,10 +64,16 @@ class Settler:
         return Result.RELEASED
 
     def release(
-        self, reservation: Reservation, payload: Payload, delay_s: float, *, exception: bool
+        self,
+        reservation: Reservation,
+        payload: Payload,
+        delay_s: float,
+        *,
+        exception: bool,
+        counts: bool = True,
     ) -> None:
         available_at = payloads.now_ms() + int(delay_s * 1000)
-        new_raw = payload.released(available_at, exception=exception)
+        new_raw = payload.released(available_at, exception=exception, counts=counts)
         if not self.queue.release(reservation, new_raw, available_at):
             log.warning("could not release %s: its lease was lost", payload.job_name)
             return

@@ -8,7 +8,6 @@ Signal handlers only set flags that the next tick reads.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -16,13 +15,15 @@ import signal
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psutil
 import redis
 
 from core.acks import AckBuffer
+from core.context import Services
 from core.events import JobProcessed, JobProcessing, WorkerLooping, WorkerStopping, events
 from core.execution import (
     JobTimeoutError,
@@ -37,14 +38,21 @@ from core.execution import (
 )
 from core.failed import FailedJobRepository
 from core.leases import LeaseKeeper, Running
+from core.locks import Locks
 from core.payload import Payload, PayloadError, now_ms, parse
 from core.queue import RedisQueue, Reservation
 from core.registry import JobRegistry
 from core.settlement import Settler
+from core.slots import Slots
+from core.workflows import after_job
+
+if TYPE_CHECKING:
+    from core.workflows import Workflows
 
 log = logging.getLogger("skyline.worker")
 
 ACKED = (Result.COMPLETED, Result.DELETED)
+WORKFLOW_RETRY_S = 5
 EXIT_OK = 0
 EXIT_TIMED_OUT = 2
 EXIT_MEMORY = 12
@@ -77,12 +85,16 @@ class Worker:
         registry: JobRegistry,
         signing_keys: list[str],
         options: WorkerOptions,
+        workflows: Workflows | None = None,
     ) -> None:
         self.queue = queue
         self.registry = registry
         self.signing_keys = signing_keys
         self.options = options
         self.settler = Settler(queue, failed_store, options.defaults)
+        self.workflows = workflows
+        self.services = Services(queue.client, queue.keys, workflows)
+        self.locks = Locks(queue.client)
         self.leases = LeaseKeeper(queue, options.lease_s, self._overrun)
         self.should_stop = False
         self.paused = False
@@ -90,10 +102,7 @@ class Worker:
         self.exit_status = EXIT_OK
         self.processed = 0
         self._started = time.monotonic()
-        self._slots = threading.BoundedSemaphore(options.concurrency)
-        self._loop = asyncio.new_event_loop()
-        self._pool: ThreadPoolExecutor | None = None
-        self._loop_thread: threading.Thread | None = None
+        self._slots = Slots(options.concurrency)
         self._redis_failures = 0
         self._process = psutil.Process()
         self._token_prefix = uuid.uuid4().hex[:16]
@@ -106,12 +115,6 @@ class Worker:
             self._install_signals()
         self.leases.start()
         log.info("worker %d processing %s", os.getpid(), ",".join(self.options.queues))
-        if self.options.concurrency > 1:
-            self._pool = ThreadPoolExecutor(self.options.concurrency, "skyline-slot")
-            self._loop_thread = threading.Thread(
-                target=self._loop.run_forever, name="skyline-loop", daemon=True
-            )
-            self._loop_thread.start()
         try:
             while not self.should_stop:
                 self.tick()
@@ -138,35 +141,23 @@ class Worker:
         if self.paused:
             time.sleep(PAUSE_POLL_S)
             return
-        free = self._take_free_slots()
+        free = self._slots.take(PAUSE_POLL_S)
         if not free:
             return
         try:
             reserved, next_due = self._reserve(free)
             self._redis_failures = 0
         except redis.RedisError as exc:
-            self._give_back_slots(free)
+            self._slots.give_back(free)
             self._redis_trouble(exc)
             return
-        self._give_back_slots(free - len(reserved))
+        self._slots.give_back(free - len(reserved))
         if not reserved:
             self._idle(next_due)
             return
         for reservation in reserved:
             self._start(reservation)
         self._check_limits()
-
-    def _take_free_slots(self) -> int:
-        if not self._slots.acquire(timeout=PAUSE_POLL_S):
-            return 0
-        free = 1
-        while free < self.options.concurrency and self._slots.acquire(blocking=False):
-            free += 1
-        return free
-
-    def _give_back_slots(self, count: int) -> None:
-        for _ in range(count):
-            self._slots.release()
 
     def _reserve(self, count: int) -> tuple[list[Reservation], int | None]:
         """Pop from the queues in priority order; the first pop also acks finished jobs."""
@@ -212,17 +203,24 @@ class Worker:
     def _start(self, reservation: Reservation) -> None:
         begun = self._begin(reservation)
         if begun is None:
-            self._slots.release()
+            self._slots.give_back()
             return
         payload, prepared = begun
-        if self._pool is None:
-            outcome = self._run_here(payload, prepared)
+
+        def finish(outcome: Outcome) -> None:
             self._finish(reservation, payload, prepared, outcome)
-        elif prepared.is_async:
-            coroutine = self._async_slot(reservation, payload, prepared)
-            asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+        def run_here() -> Outcome:
+            return run_sync(prepared, payload, self.services)
+
+        def run_on_loop() -> Awaitable[Outcome]:
+            timeout = payload.option("timeout", self.options.defaults.timeout)
+            return run_async(prepared, payload, timeout, self.services)
+
+        if prepared.is_async:
+            self._slots.run_async(run_on_loop, finish, lambda outcome: outcome.result in ACKED)
         else:
-            self._pool.submit(self._sync_slot, reservation, payload, prepared)
+            self._slots.run_sync(run_here, finish)
 
     def _begin(self, reservation: Reservation) -> tuple[Payload, Prepared] | None:
         """Open and check the payload; settle at once what cannot run."""
@@ -241,6 +239,9 @@ class Worker:
             self._log(payload, settle_now, result.value.upper())
             return None
         assert isinstance(prepared, Prepared)
+        unique = payload.body.get("unique")
+        if unique and unique.get("until_processing"):
+            self._with_redis(self.locks.release, unique["key"], payload.id)
         timeout = payload.option("timeout", self.options.defaults.timeout)
         grace = ASYNC_STUCK_GRACE_S if prepared.is_async else 0
         self.leases.track(reservation, payload.job_name, timeout + grace if timeout else None)
@@ -249,28 +250,6 @@ class Worker:
                 JobProcessing(payload.id, payload.job_name, payload.queue, payload.attempts)
             )
         return payload, prepared
-
-    def _run_here(self, payload: Payload, prepared: Prepared) -> Outcome:
-        if prepared.is_async:
-            return self._loop.run_until_complete(
-                run_async(prepared, payload, self._timeout(payload))
-            )
-        return run_sync(prepared, payload)
-
-    async def _async_slot(
-        self, reservation: Reservation, payload: Payload, prepared: Prepared
-    ) -> None:
-        outcome = await run_async(prepared, payload, self._timeout(payload))
-        if outcome.result in ACKED:
-            self._finish(reservation, payload, prepared, outcome)  # no I/O: the ack is deferred
-        else:
-            await asyncio.to_thread(self._finish, reservation, payload, prepared, outcome)
-
-    def _sync_slot(self, reservation: Reservation, payload: Payload, prepared: Prepared) -> None:
-        self._finish(reservation, payload, prepared, run_sync(prepared, payload))
-
-    def _timeout(self, payload: Payload) -> float:
-        return payload.option("timeout", self.options.defaults.timeout)
 
     def _finish(
         self, reservation: Reservation, payload: Payload, prepared: Prepared, outcome: Outcome
@@ -285,17 +264,31 @@ class Worker:
         except Exception:
             log.exception("could not settle %s; its lease will bring it back", payload.job_name)
         finally:
-            self._slots.release()
+            self._slots.give_back()
 
     def _settle(self, reservation: Reservation, payload: Payload, outcome: Outcome) -> Result:
+        """Settle with the queue, then move the job's chain, batch and unique lock along."""
         if outcome.result not in ACKED:
-            return self._with_redis(self.settler.settle, reservation, payload, outcome)
+            result = self._with_redis(self.settler.settle, reservation, payload, outcome)
+            if result is Result.FAILED:
+                self._move_on(payload, outcome, result)
+            return result
+        if not self._move_on(payload, outcome, outcome.result):
+            self.settler.release(reservation, payload, WORKFLOW_RETRY_S, exception=False)
+            return Result.RELEASED
         self._acks.add([reservation])
         if outcome.result is Result.COMPLETED and events.wants(JobProcessed):
-            events.emit(
-                JobProcessed(payload.id, payload.job_name, payload.queue, outcome.runtime_s)
-            )
+            event = JobProcessed(payload.id, payload.job_name, payload.queue, outcome.runtime_s)
+            events.emit(event)
         return outcome.result
+
+    def _move_on(self, payload: Payload, outcome: Outcome, result: Result) -> bool:
+        try:
+            after_job(self.workflows, self.locks, payload, outcome, result)
+        except Exception:
+            log.exception("could not move %s's chain or batch along; retrying", payload.job_name)
+            return False
+        return True
 
     def _failed_hook(self, prepared: Prepared, exc: BaseException | None) -> None:
         try:
@@ -345,14 +338,7 @@ class Worker:
 
     def _drain(self) -> None:
         """Wait for running jobs (their slots) before exiting."""
-        for _ in range(self.options.concurrency):
-            self._slots.acquire()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            if self._loop_thread is not None:
-                self._loop_thread.join()
-        self._loop.close()
+        self._slots.drain()
         self._flush_acks()
 
     def _with_redis(self, fn, *args):

@@ -40,7 +40,7 @@ def test_migrate_is_idempotent(engine):
     migrate(engine)
     with engine.connect() as connection:
         versions = connection.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
-    assert versions == ["0001"]
+    assert versions == [SCHEMA_REVISION]
 
 
 def skyline_tables_only(name, type_, _parent_names) -> bool:

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from core.cli.batches import batches
 from core.cli.common import AppContext, fail_cleanly, set_verbosity
 from core.cli.failed import failed
 from core.cli.queues import queue
@@ -30,7 +31,7 @@ def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
     ctx.obj = AppContext(config_file)
 
 
-for command in (work, failed, queue, migrate, up, down, demo):
+for command in (work, failed, batches, queue, migrate, up, down, demo):
     cli.add_command(command)
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from core.cli.common import AppContext, pass_app, set_verbosity
+from core.dispatcher import set_dispatcher
 from core.execution import WorkerDefaults
 from core.registry import registry
 from core.worker import Worker, WorkerOptions
@@ -87,5 +88,8 @@ def work(
         ),
     )
     queue = runtime.queue(connection)
-    worker = Worker(queue, runtime.failed_store, registry, settings.signing_keys(), options)
+    set_dispatcher(runtime.dispatcher)  # jobs that dispatch jobs reuse the worker's connections
+    keys = settings.signing_keys()
+    workflows = runtime.dispatcher.workflows
+    worker = Worker(queue, runtime.failed_store, registry, keys, options, workflows)
     sys.exit(worker.run())

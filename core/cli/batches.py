@@ -1,0 +1,150 @@
+"""``skyline batches``: list, inspect, retry, cancel and prune job batches."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from datetime import UTC, datetime, timedelta
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from core.batch_store import BatchRecord
+from core.cli.common import AppContext, echo_json, pass_app
+from core.retrying import RetryError, retry_failed
+
+
+def _summary(record: BatchRecord) -> dict:
+    row = dataclasses.asdict(record)
+    row.update(
+        processed_jobs=record.processed_jobs,
+        progress=record.progress,
+        finished=record.finished,
+        cancelled=record.cancelled,
+    )
+    del row["options"]
+    return row
+
+
+def _found(app: AppContext, batch_id: str) -> BatchRecord:
+    record = app.runtime.dispatcher.workflows.batches.get(batch_id)
+    if record is None:
+        raise click.ClickException(f"no batch {batch_id} (see `skyline batches list`)")
+    return record
+
+
+@click.group()
+def batches() -> None:
+    """Inspect and manage job batches."""
+
+
+@batches.command("list")
+@click.option("--search", help="Part of a batch name, or the start of its id.")
+@click.option("--limit", type=click.IntRange(min=1), default=50)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def list_batches(app: AppContext, search: str | None, limit: int, as_json: bool) -> None:
+    """List batches, newest first."""
+    app.runtime.ensure_schema()
+    records = app.runtime.dispatcher.workflows.batches.list(limit=limit, search=search)
+    if as_json:
+        echo_json([_summary(r) for r in records])
+        return
+    if not records:
+        click.echo("No batches.")
+        return
+    table = Table("ID", "Name", "Progress", "Jobs", "Failed", "Created", "State")
+    for r in records:
+        state = "cancelled" if r.cancelled else "finished" if r.finished else "running"
+        table.add_row(
+            r.id,
+            r.name,
+            f"{r.progress}%",
+            f"{r.processed_jobs}/{r.total_jobs}",
+            str(r.failed_jobs),
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+            state,
+        )
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
+
+
+@batches.command("show")
+@click.argument("batch_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def show(app: AppContext, batch_id: str, as_json: bool) -> None:
+    """One batch, with its failed job ids."""
+    app.runtime.ensure_schema()
+    record = _found(app, batch_id)
+    failed = app.runtime.dispatcher.workflows.batches.failed_job_ids(batch_id)
+    details = {**_summary(record), "failed_job_ids": failed}
+    if as_json:
+        echo_json(details)
+        return
+    for key, value in details.items():
+        click.echo(f"{key:>16}: {value}")
+
+
+@batches.command("retry")
+@click.argument("batch_id")
+@pass_app
+def retry(app: AppContext, batch_id: str) -> None:
+    """Retry the batch's failed jobs from the failed store."""
+    app.runtime.ensure_schema()
+    _found(app, batch_id)
+    store = app.runtime.failed_store
+    retried = problems = 0
+    for job_id in app.runtime.dispatcher.workflows.batches.failed_job_ids(batch_id):
+        record = store.get(job_id)
+        try:
+            if record is None:
+                raise RetryError(f"job {job_id} is not in the failed store (a chain's link?)")
+            retry_failed(record, app.runtime.dispatcher, store)
+            retried += 1
+        except RetryError as exc:
+            click.echo(str(exc), err=True)
+            problems += 1
+    click.echo(f"{retried} retried, {problems} could not be.")
+    if problems:
+        raise SystemExit(1)
+
+
+@batches.command("cancel")
+@click.argument("batch_id")
+@pass_app
+def cancel(app: AppContext, batch_id: str) -> None:
+    """Cancel a batch: its waiting jobs skip when they use SkipIfBatchCancelled."""
+    app.runtime.ensure_schema()
+    _found(app, batch_id)
+    app.runtime.dispatcher.workflows.batches.cancel(batch_id)
+    click.echo(f"Cancelled batch {batch_id}.")
+
+
+@batches.command("prune")
+@click.option(
+    "--hours",
+    type=click.IntRange(min=0),
+    default=24,
+    show_default=True,
+    help="Finished batches older than this.",
+)
+@click.option("--unfinished-hours", type=click.IntRange(min=0), help="Unfinished ones too.")
+@click.option("--cancelled-hours", type=click.IntRange(min=0), help="Cancelled ones too.")
+@pass_app
+def prune(
+    app: AppContext, hours: int, unfinished_hours: int | None, cancelled_hours: int | None
+) -> None:
+    """Delete old batch records."""
+    app.runtime.ensure_schema()
+    now = datetime.now(UTC)
+
+    def ago(h: int | None) -> datetime | None:
+        return None if h is None else now - timedelta(hours=h)
+
+    pruned = app.runtime.dispatcher.workflows.batches.prune(
+        finished_before=now - timedelta(hours=hours),
+        unfinished_before=ago(unfinished_hours),
+        cancelled_before=ago(cancelled_hours),
+    )
+    click.echo(f"Pruned {pruned} batches.")

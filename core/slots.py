@@ -1,0 +1,79 @@
+"""Where a worker's jobs run: its ``concurrency`` slots.
+
+With one slot a job runs on the calling thread (an async one on an event loop kept
+for the purpose). With more, async jobs share one event loop thread and sync jobs
+run in a thread pool; a slot is given back when its job has been finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from core.execution import Outcome
+
+Finish = Callable[[Outcome], None]
+
+
+class Slots:
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._free = threading.BoundedSemaphore(concurrency)
+        self._loop = asyncio.new_event_loop()
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop_thread: threading.Thread | None = None
+        if concurrency > 1:
+            self._pool = ThreadPoolExecutor(concurrency, "skyline-slot")
+            self._loop_thread = threading.Thread(
+                target=self._loop.run_forever, name="skyline-loop", daemon=True
+            )
+            self._loop_thread.start()
+
+    def take(self, wait_s: float) -> int:
+        """Claim every free slot (waiting up to ``wait_s`` for the first); how many."""
+        if not self._free.acquire(timeout=wait_s):
+            return 0
+        taken = 1
+        while taken < self.concurrency and self._free.acquire(blocking=False):
+            taken += 1
+        return taken
+
+    def give_back(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._free.release()
+
+    def run_sync(self, job: Callable[[], Outcome], finish: Finish) -> None:
+        if self._pool is None:
+            finish(job())
+        else:
+            self._pool.submit(lambda: finish(job()))
+
+    def run_async(
+        self, job: Callable[[], Awaitable[Outcome]], finish: Finish, finish_without_io: bool
+    ) -> None:
+        """``finish_without_io``: the finish step is cheap enough to run on the event loop."""
+        if self._pool is None:
+            finish(self._loop.run_until_complete(job()))
+            return
+
+        async def slot() -> None:
+            outcome = await job()
+            if finish_without_io(outcome):
+                finish(outcome)
+            else:
+                await asyncio.to_thread(finish, outcome)
+
+        asyncio.run_coroutine_threadsafe(slot(), self._loop)
+
+    def drain(self) -> None:
+        """Wait until every slot is back, then stop the threads."""
+        for _ in range(self.concurrency):
+            self._free.acquire()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._loop_thread is not None:
+            self._loop_thread.join()
+        self._loop.close()
