@@ -74,6 +74,11 @@ class Settings(_Strict):
     default_connection: str = "redis"
     connections: dict[str, ConnectionSettings] = Field(default_factory=_default_connections)
     worker: WorkerSettings = WorkerSettings()
+    # Supervisor pools, validated by balancer/config.py: core only carries the tables.
+    defaults: dict[str, dict[str, Any]] = {}
+    environments: dict[str, dict[str, dict[str, Any]]] = {}
+    fast_termination: bool = False
+    master_memory: int = Field(default=64, ge=1)
 
     @field_validator("secret")
     @classmethod
