@@ -46,6 +46,23 @@ class Keys:
     def unique_lock(self, job_name: str, unique_id: str) -> str:
         return f"{self.prefix}unique:{job_name}:{unique_id}"
 
+    def masters(self) -> str:
+        """Sorted set of master names by last heartbeat (ms)."""
+        return f"{self.prefix}masters"
+
+    def master(self, name: str) -> str:
+        return f"{self.prefix}master:{name}"
+
+    def supervisors(self) -> str:
+        return f"{self.prefix}supervisors"
+
+    def supervisor(self, name: str) -> str:
+        return f"{self.prefix}supervisor:{name}"
+
+    def commands(self, target: str) -> str:
+        """Commands waiting for one master or supervisor."""
+        return f"{self.prefix}commands:{target}"
+
     def queue_name(self, ready_key: str) -> str:
         """The queue name inside a ready-list key, e.g. from a BLPOP on a notify key."""
         return ready_key[ready_key.index("{queue:") + 7 : ready_key.index("}")]

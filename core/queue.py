@@ -164,6 +164,15 @@ class RedisQueue:
         ready, delayed, reserved = pipe.execute()
         return {"ready": ready, "delayed": delayed, "reserved": reserved}
 
+    def ready_heads(self, queues: list[str]) -> list[tuple[int, bytes | None]]:
+        """Per queue: ready jobs and the oldest one's payload, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            ready = self.keys.queue(queue).ready
+            pipe.llen(ready).lindex(ready, 0)
+        replies = pipe.execute()
+        return list(zip(replies[::2], replies[1::2], strict=True))
+
     def clear(self, queue: str) -> int:
         cleared = self.size(queue)
         self.client.delete(*self.keys.queue(queue).as_list())

@@ -78,7 +78,7 @@ class Settings(_Strict):
     defaults: dict[str, dict[str, Any]] = {}
     environments: dict[str, dict[str, dict[str, Any]]] = {}
     fast_termination: bool = False
-    master_memory: int = Field(default=64, ge=1)
+    master_memory: int = Field(default=256, ge=1)
 
     @field_validator("secret")
     @classmethod

@@ -8,6 +8,7 @@ Signal handlers only set flags that the next tick reads.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -74,6 +75,9 @@ class WorkerOptions:
     stop_when_empty: bool = False
     rest_s: float = 0
     lease_s: float = 30
+    status_fd: int | None = (
+        None  # a pipe to the supervisor: b"B" when a job starts, b"I" at its end
+    )
     defaults: WorkerDefaults = field(default_factory=WorkerDefaults)
 
 
@@ -181,7 +185,7 @@ class Worker:
     def _flush_acks(self) -> None:
         acks = self._acks.take()
         if acks:
-            self._acks.report_lost(self._with_redis(self.queue.ack_many, acks))
+            self._acks.report_lost(self._with_redis(self.queue.ack_many, acks) or 0)
 
     def _idle(self, next_due_ms: int | None) -> None:
         if self.options.once or (self.options.stop_when_empty and self._nothing_running()):
@@ -245,6 +249,7 @@ class Worker:
         timeout = payload.option("timeout", self.options.defaults.timeout)
         grace = ASYNC_STUCK_GRACE_S if prepared.is_async else 0
         self.leases.track(reservation, payload.job_name, timeout + grace if timeout else None)
+        self._report(b"B")
         if events.wants(JobProcessing):
             events.emit(
                 JobProcessing(payload.id, payload.job_name, payload.queue, payload.attempts)
@@ -260,6 +265,7 @@ class Worker:
             if result is Result.FAILED:
                 self._failed_hook(prepared, outcome.exception)
             self.processed += 1
+            self._report(b"I")
             self._log(payload, outcome, result.value.upper())
         except Exception:
             log.exception("could not settle %s; its lease will bring it back", payload.job_name)
@@ -272,7 +278,7 @@ class Worker:
             result = self._with_redis(self.settler.settle, reservation, payload, outcome)
             if result is Result.FAILED:
                 self._move_on(payload, outcome, result)
-            return result
+            return result or Result.RELEASED
         if not self._move_on(payload, outcome, outcome.result):
             self.settler.release(reservation, payload, WORKFLOW_RETRY_S, exception=False)
             return Result.RELEASED
@@ -314,7 +320,8 @@ class Worker:
             prepared = prepare(payload, self.registry)
             if isinstance(prepared, Prepared):
                 self._failed_hook(prepared, exc)
-        log.error("%s timed out (%s); the worker exits", payload.job_name, result.value)
+        outcome = result.value if result else "unsettled"
+        log.error("%s timed out (%s); the worker exits", payload.job_name, outcome)
         for other in self.leases.running():
             if other.reservation != running.reservation:
                 held = parse(other.reservation.raw, self.signing_keys)
@@ -342,11 +349,23 @@ class Worker:
         self._flush_acks()
 
     def _with_redis(self, fn, *args):
-        """Settling must not lose a job to a Redis blip: retry until Redis answers."""
+        """Retry a settling write through a Redis blip, for as long as a lease lasts.
+
+        After that the reservation has expired, so the write could not succeed anyway:
+        give up (None) and let the job come back, rather than hang a stopping worker.
+        """
+        deadline = time.monotonic() + self.options.lease_s
         while True:
             try:
                 return fn(*args)
             except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    log.error(
+                        "Redis unreachable for a whole lease (%s): giving up; the job "
+                        "comes back when its lease expires",
+                        exc,
+                    )
+                    return None
                 self._redis_trouble(exc)
 
     def _redis_trouble(self, exc: Exception) -> None:
@@ -354,6 +373,13 @@ class Worker:
         wait = min(0.1 * 2**self._redis_failures, MAX_REDIS_BACKOFF_S)
         log.warning("Redis error (%s); retrying in %.1f s", exc, wait)
         time.sleep(wait)
+
+    def _report(self, status: bytes) -> None:
+        """Tell the supervisor (if any) a job started or ended; never block or fail on it."""
+        if self.options.status_fd is None:
+            return
+        with contextlib.suppress(OSError):  # a full or closed pipe: the supervisor copes
+            os.write(self.options.status_fd, status)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

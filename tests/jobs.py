@@ -195,13 +195,15 @@ def greet_customer_or_skip(customer: Customer) -> None:
     record("greet_customer_or_skip", name=customer.name)
 
 
-def use_database(url: str) -> sessionmaker[Session]:
+def use_database(url: str, *, create: bool = True) -> sessionmaker[Session]:
+    """Tests create the table; workers only connect (several starting at once would race)."""
     engine = database_engine(url) if "://" in url else create_engine(url)
-    Base.metadata.create_all(engine)
+    if create:
+        Base.metadata.create_all(engine)
     factory = sessionmaker(engine, expire_on_commit=False)
     use_model_session(factory)
     return factory
 
 
 if os.environ.get("DATABASE_URL"):
-    use_database(os.environ["DATABASE_URL"])
+    use_database(os.environ["DATABASE_URL"], create=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -43,10 +44,12 @@ def fail_cleanly() -> Iterator[None]:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+VERBOSITY_VARIABLE = "SKYLINE_VERBOSE"
 
 
 def set_verbosity(count: int) -> None:
     """0: warnings; 1 (-v): a line per job; 2 (-vv): debug, including Alembic's own lines."""
+    os.environ[VERBOSITY_VARIABLE] = str(count)  # workers started from here say as much
     level = {0: logging.WARNING, 1: logging.INFO}.get(count, logging.DEBUG)
     logging.getLogger().setLevel(level)
     logging.getLogger("alembic").setLevel(logging.DEBUG if count > 1 else logging.WARNING)

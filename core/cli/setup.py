@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def migrate(app: AppContext) -> None:
 @click.option("--queues", default=demo_jobs.DEMO_QUEUES, show_default=True)
 @pass_app
 def up(app: AppContext, with_demo: bool, queues: str) -> None:
-    """Run Skyline on this machine: Redis (embedded unless REDIS_URL), SQL, a worker."""
+    """Run Skyline on this machine: Redis (embedded unless REDIS_URL), SQL, the supervisors."""
     if with_demo and "core.demo" not in app.settings.app:
         app.overrides["app"] = [*app.settings.app, "core.demo"]
         del app.settings
@@ -39,21 +40,20 @@ def up(app: AppContext, with_demo: bool, queues: str) -> None:
     run_migrations(runtime.engine)
     click.echo(f"Redis:    {redact(url)}{'  (embedded)' if settings.embedded else ''}")
     click.echo(f"Database: {redact(settings.sql_url())}")
-    click.echo(f"Worker:   queues {queues}; Ctrl-C stops everything")
-    command = [sys.executable, "-m", "core.cli", "-v", "work", queues, "--concurrency", "4"]
-    for module in settings.app:
-        command += ["--app", module]
-    worker = subprocess.Popen(command)
+    click.echo(f"Workers:  the environment's pools, or one for {queues}; Ctrl-C stops everything")
+    env = {**os.environ, "SKYLINE_APP": ",".join(settings.app)}
+    command = [sys.executable, "-m", "core.cli", "-v", "start", "--queues", queues]
+    master = subprocess.Popen(command, env=env)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if with_demo:
             demo_jobs.produce(runtime.dispatcher)
-        worker.wait()
+        master.wait()
     except KeyboardInterrupt:
-        click.echo("Stopping: the worker finishes its current jobs.")
+        click.echo("Stopping: the workers finish their current jobs.")
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=STOP_GRACE_S)
+        master.send_signal(signal.SIGTERM)
+        master.wait(timeout=STOP_GRACE_S)
 
 
 def _interrupt(*_: object) -> None:

@@ -39,6 +39,7 @@ def _backoff(value: str | None) -> int | list[int] | None:
 @click.option("--backoff", help="Default backoff: seconds, or a list like 10,60.")
 @click.option("--rest", type=click.FloatRange(min=0), default=0, help="Pause after each job (s).")
 @click.option("-v", "--verbose", count=True, help="-v: one line per job; -vv: debug.")
+@click.option("--status-fd", type=int, hidden=True, help="Pipe to the supervisor.")
 @pass_app
 def work(
     app: AppContext,
@@ -57,6 +58,7 @@ def work(
     backoff: str | None,
     rest: float,
     verbose: int,
+    status_fd: int | None,
 ) -> None:
     """Process jobs from QUEUES (comma-separated, highest priority first)."""
     if verbose:
@@ -80,6 +82,7 @@ def work(
         stop_when_empty=stop_when_empty,
         rest_s=rest,
         lease_s=conn.retry_after,
+        status_fd=status_fd,
         defaults=WorkerDefaults(
             tries=d.tries if tries is None else tries,
             backoff=d.backoff if backoff_s is None else backoff_s,
