@@ -12,7 +12,7 @@ from rich.table import Table
 
 from core.batch_store import BatchRecord
 from core.cli.common import AppContext, echo_json, pass_app
-from core.retrying import RetryError, retry_failed
+from core.cli.failed import retry_each
 
 
 def _summary(record: BatchRecord) -> dict:
@@ -93,21 +93,8 @@ def retry(app: AppContext, batch_id: str) -> None:
     """Retry the batch's failed jobs from the failed store."""
     app.runtime.ensure_schema()
     _found(app, batch_id)
-    store = app.runtime.failed_store
-    retried = problems = 0
-    for job_id in app.runtime.dispatcher.workflows.batches.failed_job_ids(batch_id):
-        record = store.get(job_id)
-        try:
-            if record is None:
-                raise RetryError(f"job {job_id} is not in the failed store (a chain's link?)")
-            retry_failed(record, app.runtime.dispatcher, store)
-            retried += 1
-        except RetryError as exc:
-            click.echo(str(exc), err=True)
-            problems += 1
-    click.echo(f"{retried} retried, {problems} could not be.")
-    if problems:
-        raise SystemExit(1)
+    failed_ids = app.runtime.dispatcher.workflows.batches.failed_job_ids(batch_id)
+    retry_each(app, failed_ids, lambda job_id: f"job {job_id} is not in the failed store")
 
 
 @batches.command("cancel")

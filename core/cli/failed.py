@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -107,12 +108,18 @@ def retry(app: AppContext, ids: tuple[str, ...], retry_all: bool, queue: str | N
     if not ids and not retry_all and not queue:
         raise click.UsageError("name failed job IDs, or use --all or --queue QUEUE")
     targets = list(ids) or store.pending_retry_ids(queue=queue)
+    retry_each(app, targets, lambda target: f"no failed job {target}")
+
+
+def retry_each(app: AppContext, targets: list, missing: Callable[[str], str]) -> None:
+    """Retry failed jobs by id or uuid, say what became of each, and exit 1 if any could not be."""
+    store = app.runtime.failed_store
     retried = problems = 0
     for target in targets:
         record = store.get(target)
         try:
             if record is None:
-                raise RetryError(f"no failed job {target}")
+                raise RetryError(missing(str(target)))
             new_id = retry_failed(record, app.runtime.dispatcher, store)
             click.echo(f"Retried failed job {record.id} as {new_id}.")
             retried += 1

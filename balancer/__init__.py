@@ -1,0 +1,1 @@
+"""Supervision: pool config, master supervisor, supervisors, process pools, the auto-scaler."""
