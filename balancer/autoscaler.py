@@ -2,7 +2,7 @@
 
 A pure function of the measured load, the pool config, what it remembered last time and
 the clock: no I/O, no clock reads, no randomness. The supervisor measures, calls `plan`
-every tick, and starts or stops processes to match.
+every tick with a monotonic `now`, and starts or stops processes to match.
 
 `auto` in a few steps: the load by queue, what each queue needs (time to clear its
 backlog plus what its arrival rate keeps busy), a split of max_processes when the needs
@@ -147,7 +147,7 @@ def smoothed(fresh: dict[str, float], memory: ScalerMemory, now: float) -> dict[
     process; an idle queue's past load fades within a minute or two."""
     if memory.measured_at is None:
         return fresh
-    keep = exp(-(now - memory.measured_at) / SMOOTHING_S)
+    keep = exp(-max(0.0, now - memory.measured_at) / SMOOTHING_S)
     before = dict(memory.serving)
     return {q: keep * before.get(q, value) + (1 - keep) * value for q, value in fresh.items()}
 
@@ -155,7 +155,8 @@ def smoothed(fresh: dict[str, float], memory: ScalerMemory, now: float) -> dict[
 def wanted_processes(
     load: QueueLoad, serving: float, runtime_s: float, config: ScalingConfig
 ) -> int:
-    """Enough to serve what arrives and to clear the backlog within the queue's target."""
+    """Enough to serve what arrives and to clear the backlog within the queue's target,
+    but never more processes for a backlog than it holds jobs."""
     clear_s = config.target_wait_s.get(load.queue, DEFAULT_CLEAR_S)
     need = serving + load.ready * min(1.0, runtime_s / config.concurrency / clear_s)
     target_s = config.target_wait_s.get(load.queue)
