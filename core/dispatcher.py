@@ -15,7 +15,9 @@ from core.keys import Keys
 from core.locks import Locks
 from core.payload import build, new_job_id, now_ms
 from core.queue import RedisQueue
-from core.serialization import encode
+from core.recording import Recorder
+from core.records import PushedJob
+from core.serialization import encode, model_tags
 from core.settings import Settings, load_settings
 from core.transactions import after_commit
 
@@ -57,17 +59,24 @@ def make_body(job: PreparedJob, connection: str, *, job_id: str | None = None) -
     body_options = {name: getattr(options, name) for name in BODY_OPTIONS}
     if options.retry_until is not None:
         body_options["retry_until"] = now_ms() + int(delay_seconds(options.retry_until) * 1000)
+    args, kwargs = encode(job.args), encode(job.kwargs)
     return {
         "id": job_id or new_job_id(),
         "job": job.definition.name,
         "queue": options.queue or "default",
         "connection": connection,
-        "args": encode(job.args),
-        "kwargs": encode(job.kwargs),
+        "args": args,
+        "kwargs": kwargs,
         "options": {k: v for k, v in body_options.items() if v is not None},
-        "tags": list(options.tags or []),
+        "tags": job_tags(job, [args, kwargs]),
         "pushed_at": now_ms(),
     }
+
+
+def job_tags(job: PreparedJob, encoded_arguments: list[Any]) -> list[str]:
+    """The job's own tags (option or ``tags()``), then one per model in its arguments."""
+    own = [*(job.options.tags or ()), *job.definition.tags_for(job.args, job.kwargs)]
+    return list(dict.fromkeys([*own, *model_tags(encoded_arguments)]))
 
 
 class Dispatcher:
@@ -77,6 +86,7 @@ class Dispatcher:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._queues: dict[str, RedisQueue] = {}
+        self._recorders: dict[str, Recorder] = {}
         self._engine = engine
 
     def queue(self, connection: str | None = None) -> RedisQueue:
@@ -84,6 +94,16 @@ class Dispatcher:
         if name not in self._queues:
             self._queues[name] = RedisQueue(connect(self.settings, name), self.keys)
         return self._queues[name]
+
+    def recorder(self, connection: str | None = None) -> Recorder | None:
+        """What records jobs on the connection's Redis; None when recording is off."""
+        if not self.settings.records.enabled:
+            return None
+        name = connection or self.settings.default_connection
+        if name not in self._recorders:
+            client = self.queue(name).client
+            self._recorders[name] = Recorder.open(client, self.keys, self.settings.records)
+        return self._recorders[name]
 
     @cached_property
     def workflows(self) -> Workflows:
@@ -142,7 +162,7 @@ class Dispatcher:
                 for body, _ in bodies:
                     run_inline(build(body, signing_key, available_at=now_ms()), self.settings)
             else:
-                self._push(connection, bodies, signing_key)
+                self.push_signed(connection, bodies, signing_key)
 
     def _lock_unique(self, job: PreparedJob, body: dict[str, Any]) -> bool:
         """Take the unique lock for ``job``; its key travels in the body so workers free it."""
@@ -154,10 +174,13 @@ class Dispatcher:
         body["unique"] = {"key": key, "until_processing": job.definition.unique_until_processing}
         return True
 
-    def _push(self, connection: str, bodies: list[Pushable], key: str) -> None:
+    def push_signed(self, connection: str, bodies: list[Pushable], key: str) -> None:
+        """Sign bodies with ``key`` and push them onto the connection's Redis, recorded."""
         queue = self.queue(connection)
+        recorder = self.recorder(connection)
         ready: dict[str, list[str]] = defaultdict(list)
         later: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        pushed: list[PushedJob] = []
         now = now_ms()
         for body, delay_s in bodies:
             available_at = now + int(delay_s * 1000)
@@ -166,7 +189,9 @@ class Dispatcher:
                 later[body["queue"]].append((available_at, raw))
             else:
                 ready[body["queue"]].append(raw)
-        queue.push_groups(ready, later)
+            if recorder is not None:
+                pushed.append(PushedJob(body, raw, available_at))
+        queue.push_groups(ready, later, also=recorder.pushed(pushed) if recorder else None)
         if events.wants(JobPushed):
             for body, delay_s in bodies:
                 events.emit(JobPushed(body["id"], body["job"], body["queue"], connection, delay_s))

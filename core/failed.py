@@ -36,6 +36,14 @@ class FailedJobRecord:
         return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class QueueFailures:
+    connection: str
+    queue: str
+    count: int
+    last_failed_at: datetime
+
+
 class FailedJobRepository:
     def __init__(self, engine: Engine) -> None:
         self._dialect = engine.dialect.name
@@ -117,6 +125,31 @@ class FailedJobRepository:
         query = select(func.count(FailedJob.id)).where(*_filters(queue, job_name, since))
         with self._sessions.begin() as session:
             return session.execute(query).scalar_one()
+
+    def failures_by_queue(
+        self,
+        since: datetime,
+        until: datetime,
+        *,
+        connection: str | None = None,
+        queue: str | None = None,
+    ) -> list[QueueFailures]:
+        """Failures with ``since < failed_at <= until``, per connection and queue."""
+        query = (
+            select(
+                FailedJob.connection,
+                FailedJob.queue,
+                func.count(FailedJob.id),
+                func.max(FailedJob.failed_at),
+            )
+            .where(FailedJob.failed_at > since, FailedJob.failed_at <= until, *_filters(queue))
+            .group_by(FailedJob.connection, FailedJob.queue)
+            .order_by(FailedJob.connection, FailedJob.queue)
+        )
+        if connection is not None:
+            query = query.where(FailedJob.connection == connection)
+        with self._sessions.begin() as session:
+            return [QueueFailures(*row) for row in session.execute(query)]
 
     def pending_retry_ids(self, *, queue: str | None = None) -> list[int]:
         query = select(FailedJob.id).where(FailedJob.retried_by.is_(None), *_filters(queue))

@@ -80,6 +80,14 @@ class JobDefinition:
             return str(instance.unique_id())
         return str(self.unique_id(*args, **kwargs)) if self.unique_id else ""
 
+    def tags_for(self, args: list[Any], kwargs: dict[str, Any]) -> list[str]:
+        """A class job's ``tags()`` method, when it defines one instead of a ``tags`` list."""
+        if not self.is_class or not callable(getattr(self.target, "tags", None)):
+            return []
+        instance = self.target.__new__(self.target)
+        instance.__dict__.update(kwargs)
+        return [str(tag) for tag in instance.tags()]
+
     def middleware_for(self, instance: Any) -> list[Any]:
         """A class job's ``middleware()`` (it may use the job's data), else the decorator's."""
         if instance is not None and hasattr(instance, "middleware"):
@@ -218,7 +226,7 @@ class Job:
     timeout: ClassVar[float | None] = None
     retry_until: ClassVar[Delay | None] = None
     fail_on_timeout: ClassVar[bool | None] = None
-    tags: ClassVar[list[str] | None] = None
+    tags: ClassVar[list[str] | None] = None  # or define ``def tags(self) -> list[str]``
     delete_when_missing_models: ClassVar[bool | None] = None
     after_commit: ClassVar[bool | None] = None
     unique: ClassVar[bool] = False
@@ -227,7 +235,10 @@ class Job:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        options = JobOptions().merged(**{o: getattr(cls, o) for o in OPTION_NAMES})
+        given = {o: getattr(cls, o) for o in OPTION_NAMES}
+        if callable(given["tags"]):  # a tags() method: called per job, at dispatch
+            given["tags"] = None
+        options = JobOptions().merged(**given)
         definition = JobDefinition(
             registered_name(cls),
             cls,

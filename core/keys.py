@@ -63,6 +63,47 @@ class Keys:
         """Commands waiting for one master or supervisor."""
         return f"{self.prefix}commands:{target}"
 
+    def snapshot_lock(self) -> str:
+        """Held by the one scheduler that takes the current interval's metric snapshot."""
+        return f"{self.prefix}metrics:snapshot-lock"
+
+    def last_snapshot(self) -> str:
+        """When the interval counters were last taken, in ms."""
+        return f"{self.prefix}metrics:last-snapshot"
+
+    def alert_cooldown(self, alert: str, connection: str, queue: str) -> str:
+        """When ``alert`` (e.g. "long_wait") last fired for one queue, in ms."""
+        return f"{self.prefix}alerts:{alert}:{connection}:{queue}"
+
+    def job_record(self, job_id: str) -> str:
+        """One job's record: a hash with a TTL."""
+        return f"{self.prefix}job:{job_id}"
+
+    def job_index(self, index: str) -> str:
+        """Job ids by time: recent, pending, completed, silenced, failed, recent_failed."""
+        return f"{self.prefix}jobs:{index}"
+
+    def monitoring(self) -> str:
+        """The set of monitored tags."""
+        return f"{self.prefix}monitoring"
+
+    def monitored_jobs(self, tag: str) -> str:
+        return f"{self.prefix}monitored:{tag}"
+
+    def metrics_interval(self) -> str:
+        """Counters since the last snapshot: one hash, so one MULTI reads and resets them all."""
+        return f"{self.prefix}metrics:interval"
+
+    def metrics_minute(self, minute: int) -> str:
+        """Jobs and runtime per queue in one minute (minutes since the epoch)."""
+        return f"{self.prefix}metrics:minute:{minute}"
+
+    def metrics_failed_hour(self, hour: int) -> str:
+        return f"{self.prefix}metrics:failed:{hour}"
+
+    def measured_queues(self) -> str:
+        return f"{self.prefix}metrics:queues"
+
     def queue_name(self, ready_key: str) -> str:
         """The queue name inside a ready-list key, e.g. from a BLPOP on a notify key."""
         return ready_key[ready_key.index("{queue:") + 7 : ready_key.index("}")]

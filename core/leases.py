@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from core.payload import Payload
 from core.queue import RedisQueue, Reservation
 
 log = logging.getLogger("skyline.worker")
@@ -25,20 +26,31 @@ TICK_S = 0.1
 @dataclass
 class Running:
     reservation: Reservation
-    job_name: str
+    payload: Payload
     deadline: float | None
+    started: float
+    announced: bool = False
+
+    @property
+    def job_name(self) -> str:
+        return self.payload.job_name
 
 
 class LeaseKeeper:
+    """``on_long_running`` hears once of each job still running a tick after it started,
+    so the many jobs that finish sooner cost no write of their own."""
+
     def __init__(
         self,
         queue: RedisQueue,
         lease_s: float,
         on_overrun: Callable[[Running], None],
+        on_long_running: Callable[[list[Payload]], None] | None = None,
     ) -> None:
         self.queue = queue
         self.lease_s = lease_s
         self.on_overrun = on_overrun
+        self.on_long_running = on_long_running
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -51,10 +63,11 @@ class LeaseKeeper:
         self._stop.set()
         self._thread.join(timeout=2)
 
-    def track(self, reservation: Reservation, job_name: str, timeout_s: float | None) -> None:
-        deadline = time.monotonic() + timeout_s if timeout_s else None
+    def track(self, reservation: Reservation, payload: Payload, timeout_s: float | None) -> None:
+        now = time.monotonic()
+        deadline = now + timeout_s if timeout_s else None
         with self._lock:
-            self._running[reservation.raw] = Running(reservation, job_name, deadline)
+            self._running[reservation.raw] = Running(reservation, payload, deadline, now)
 
     def untrack(self, reservation: Reservation) -> None:
         with self._lock:
@@ -72,9 +85,24 @@ class LeaseKeeper:
             for job in self.running():
                 if job.deadline is not None and now > job.deadline:
                     self.on_overrun(job)
+            self._announce(now)
             if now - last_renewal >= renew_every:
                 self._renew()
                 last_renewal = now
+
+    def _announce(self, now: float) -> None:
+        long_running = [
+            job for job in self.running() if not job.announced and now - job.started >= TICK_S
+        ]
+        if not long_running or self.on_long_running is None:
+            return
+        try:
+            self.on_long_running([job.payload for job in long_running])
+        except redis.RedisError as exc:
+            log.warning("could not record running jobs (%s); retrying", exc)
+            return
+        for job in long_running:
+            job.announced = True
 
     def _renew(self) -> None:
         jobs = self.running()

@@ -2,7 +2,17 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -91,3 +101,29 @@ class BatchJob(Base):
     job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MetricSnapshot(Base):
+    """One job name's or one queue's figures over one snapshot interval."""
+
+    __tablename__ = "skyline_metric_snapshots"
+    __table_args__ = (
+        CheckConstraint("kind IN ('job', 'queue')", name="kind"),
+        # A chart reads the series of one name over a time range.
+        Index("ix_skyline_metric_snapshots_series", "kind", "name", "taken_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(255))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    interval_s: Mapped[float] = mapped_column(Float)
+    throughput: Mapped[float] = mapped_column(Float)  # jobs per minute
+    runtime_avg_ms: Mapped[float] = mapped_column(Float)
+    runtime_max_ms: Mapped[float] = mapped_column(Float)
+    wait_p50_ms: Mapped[float] = mapped_column(Float)
+    wait_p95_ms: Mapped[float] = mapped_column(Float)
+    wait_max_ms: Mapped[float] = mapped_column(Float)
+    processed: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    pushed: Mapped[int] = mapped_column(Integer)

@@ -88,6 +88,9 @@ class Payload:
         value = self.body.get("options", {}).get(name)
         return default if value is None else value
 
+    def attempts_kept(self, counts: bool) -> int:
+        return self.attempts if counts else max(self.attempts - 1, 0)
+
     def released(self, available_at: int, *, exception: bool, counts: bool = True) -> str:
         """The envelope to queue again after this attempt, keeping the signed body.
 
@@ -96,7 +99,7 @@ class Payload:
         return envelope(
             self.body_json,
             self.sig,
-            attempts=self.attempts if counts else max(self.attempts - 1, 0),
+            attempts=self.attempts_kept(counts),
             exceptions=self.exceptions + (1 if exception else 0),
             lost=self.lost,
             available_at=available_at,

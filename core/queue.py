@@ -9,19 +9,15 @@ that still holds the lease.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import redis
 
 from core.keys import Keys
 from core.payload import now_ms
+from core.pipelines import Writes, call, execute, register
 
 NOTIFY_CAP = 1000
 MIGRATE_LIMIT = 1000
-
-
-def _script(name: str) -> str:
-    return resources.files("core").joinpath(f"lua/{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -44,35 +40,41 @@ class RedisQueue:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.keys = keys
-        self._push = client.register_script(_script("push"))
-        self._later = client.register_script(_script("later"))
-        self._pop = client.register_script(_script("pop"))
-        self._release = client.register_script(_script("release"))
+        self._push = register(client, "push")
+        self._later = register(client, "later")
+        self._pop = register(client, "pop")
+        self._release = register(client, "release")
 
     def push_groups(
         self,
         ready: dict[str, list[str]],
         later: dict[str, list[tuple[int, str]]] | None = None,
+        also: Writes | None = None,
     ) -> None:
-        """Push payloads onto queues: one script call, or one pipeline for several queues."""
+        """Push payloads onto queues: one script call, or one pipeline for several queues.
+
+        ``also`` adds writes (job records, metrics) that go first in the same round trip,
+        so a worker can never settle a job before its push is recorded.
+        """
         later = later or {}
-        if len(ready) + len(later) == 1:
+        if len(ready) + len(later) == 1 and also is None:
             self._push_one(ready, later)
             return
         pipe = self.client.pipeline(transaction=False)
+        if also is not None:
+            also(pipe)
         for queue, payloads in ready.items():
             k = self.keys.queue(queue)
-            self._push(keys=[k.ready, k.notify], args=[NOTIFY_CAP, *payloads], client=pipe)
+            call(pipe, self._push, [k.ready, k.notify], [NOTIFY_CAP, *payloads])
         for queue, timed in later.items():
             k = self.keys.queue(queue)
-            args = [NOTIFY_CAP, *_flatten(timed)]
-            self._later(keys=[k.delayed, k.notify], args=args, client=pipe)
-        pipe.execute()
+            call(pipe, self._later, [k.delayed, k.notify], [NOTIFY_CAP, *_flatten(timed)])
+        execute(pipe)
 
     def _push_one(
         self, ready: dict[str, list[str]], later: dict[str, list[tuple[int, str]]]
     ) -> None:
-        """A single group skips the pipeline, whose script check costs a round trip."""
+        """A single group needs no pipeline: one script call is one round trip."""
         for queue, payloads in ready.items():
             k = self.keys.queue(queue)
             self._push(keys=[k.ready, k.notify], args=[NOTIFY_CAP, *payloads])
@@ -86,28 +88,33 @@ class RedisQueue:
         return self._popped(queue, self._pop(keys=keys, args=args))
 
     def ack_and_pop(
-        self, acks: list[Reservation], queue: str, tokens: list[str], lease_s: float
+        self,
+        acks: list[Reservation],
+        queue: str,
+        tokens: list[str],
+        lease_s: float,
+        also: Writes | None = None,
     ) -> tuple[PopResult, int]:
-        """Ack finished jobs and reserve the next ones in one round trip.
+        """Ack finished jobs (and ``also`` write their records) and reserve the next ones,
+        in one round trip.
 
         Returns the pop and how many acks found their lease already lost.
         """
-        if not acks:
+        if not acks and also is None:
             return self.pop(queue, tokens, lease_s), 0
+        pipe = self._acking(acks, also)
+        keys, args = self._pop_call(queue, tokens, lease_s)
+        call(pipe, self._pop, keys, args)
+        *acked, reply = execute(pipe)[-len(acks) - 1 :]
+        return self._popped(queue, reply), acked.count(0)
+
+    def _acking(self, acks: list[Reservation], also: Writes | None) -> redis.client.Pipeline:
         pipe = self.client.pipeline(transaction=False)
+        if also is not None:
+            also(pipe)
         for reservation in acks:
             pipe.zrem(self._reserved(reservation), reservation.raw)
-        keys, args = self._pop_call(queue, tokens, lease_s)
-        pipe.evalsha(self._pop.sha, len(keys), *keys, *args)
-        *acked, reply = pipe.execute(raise_on_error=False)
-        for result in acked:
-            if isinstance(result, Exception):
-                raise result
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            reply = self._pop(keys=keys, args=args)
-        elif isinstance(reply, Exception):
-            raise reply
-        return self._popped(queue, reply), acked.count(0)
+        return pipe
 
     def _pop_call(self, queue: str, tokens: list[str], lease_s: float) -> tuple[list, list]:
         now = now_ms()
@@ -127,23 +134,32 @@ class RedisQueue:
         woken = self.client.blpop(notify, timeout=max(timeout_s, 0.01))
         return self.keys.queue_name(_text(woken[0])) if woken else None
 
-    def ack(self, reservation: Reservation) -> bool:
-        return bool(self.client.zrem(self._reserved(reservation), reservation.raw))
+    def ack(self, reservation: Reservation, also: Writes | None = None) -> bool:
+        if also is None:
+            return bool(self.client.zrem(self._reserved(reservation), reservation.raw))
+        return self.ack_many([reservation], also) == 0
 
-    def ack_many(self, reservations: list[Reservation]) -> int:
+    def ack_many(self, reservations: list[Reservation], also: Writes | None = None) -> int:
         """Ack in one round trip; returns how many leases were already lost."""
-        pipe = self.client.pipeline(transaction=False)
-        for reservation in reservations:
-            pipe.zrem(self._reserved(reservation), reservation.raw)
-        return pipe.execute().count(0)
+        replies = execute(self._acking(reservations, also))
+        return replies[len(replies) - len(reservations) :].count(0)
 
-    def release(self, reservation: Reservation, new_raw: str, available_at_ms: int) -> bool:
+    def release(
+        self,
+        reservation: Reservation,
+        new_raw: str,
+        available_at_ms: int,
+        also: Writes | None = None,
+    ) -> bool:
         k = self.keys.queue(reservation.queue)
-        done = self._release(
-            keys=[k.reserved, k.delayed, k.ready, k.notify],
-            args=[reservation.raw, new_raw, available_at_ms, now_ms(), NOTIFY_CAP],
-        )
-        return bool(done)
+        keys = [k.reserved, k.delayed, k.ready, k.notify]
+        args = [reservation.raw, new_raw, available_at_ms, now_ms(), NOTIFY_CAP]
+        if also is None:
+            return bool(self._release(keys=keys, args=args))
+        pipe = self.client.pipeline(transaction=False)
+        also(pipe)
+        call(pipe, self._release, keys, args)
+        return bool(execute(pipe)[-1])
 
     def renew(self, reservations: list[Reservation], lease_s: float) -> list[bool]:
         """Extend leases still held; False where the lease was lost."""

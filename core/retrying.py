@@ -6,7 +6,7 @@ import json
 
 from core.dispatcher import Dispatcher
 from core.failed import FailedJobRecord, FailedJobRepository
-from core.payload import PayloadError, build, new_job_id, now_ms, parse
+from core.payload import PayloadError, new_job_id, now_ms, parse
 
 
 class RetryError(Exception):
@@ -24,7 +24,6 @@ def retry_failed(
         raise RetryError(f"failed job {record.id} cannot be retried: {exc}") from None
     body = json.loads(original.body_json)
     body.update(id=new_job_id(), retry_of=original.id, pushed_at=now_ms())
-    raw = build(body, keys[0], available_at=now_ms())
-    dispatcher.queue(body["connection"]).push_groups({body["queue"]: [raw]})
+    dispatcher.push_signed(body["connection"], [(body, 0.0)], keys[0])
     store.mark_retried(record.id, body["id"])
     return body["id"]

@@ -98,6 +98,20 @@ def _primary_key(instance: Any) -> Any:
     return encode(identity[0] if len(identity) == 1 else list(identity))
 
 
+def model_tags(encoded: Any) -> list[str]:
+    """``ClassName:pk`` for each SQLAlchemy model in already encoded arguments."""
+    if isinstance(encoded, list):
+        return [tag for value in encoded for tag in model_tags(value)]
+    if not isinstance(encoded, dict):
+        return []
+    if isinstance(encoded.get("$model"), str) and "pk" in encoded:
+        pk = encoded["pk"]
+        key = ",".join(map(str, pk)) if isinstance(pk, list) else pk
+        return [f"{encoded['$model'].rpartition(':')[2].rpartition('.')[2]}:{key}"]
+    values = encoded["fields"].values() if "$dataclass" in encoded else encoded.values()
+    return [tag for value in values for tag in model_tags(value)]
+
+
 class Decoder:
     """Decodes one job's arguments; holds the session models were loaded in."""
 

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_FILE = "skyline.toml"
 DEFAULT_STATE_DIR = ".skyline"
@@ -28,8 +36,29 @@ ENVIRONMENT = {
     "SKYLINE_PREFIX": "prefix",
     "SKYLINE_STATE_DIR": "state_dir",
 }
+# Secrets of nested tables; the SMTP login applies only where an [alerts.email] table exists.
+NESTED_ENVIRONMENT = {
+    "SKYLINE_WEBHOOK_SECRET": ("alerts", "webhook_secret"),
+    "SKYLINE_SLACK_WEBHOOK_URL": ("alerts", "slack_webhook_url"),
+    "SKYLINE_SMTP_USER": ("alerts", "email", "user"),
+    "SKYLINE_SMTP_PASSWORD": ("alerts", "email", "password"),
+}
 LIST_VARIABLES = {"secret", "app"}
-SENSITIVE_KEYS = {"secret", "redis_url", "database_url", "url"}
+SENSITIVE_KEYS = {
+    "secret",
+    "alerts",  # its checks see webhook URLs and secrets
+    "redis_url",
+    "database_url",
+    "url",
+    "webhook_url",
+    "webhook_secret",
+    "slack_webhook_url",
+    "password",
+}
+DEFAULT_SNAPSHOT_INTERVAL_S = 300
+DEFAULT_RETENTION_DAYS = 7
+DEFAULT_ALERT_COOLDOWN_S = 300
+DEFAULT_ALERT_CHECK_INTERVAL_S = 60
 
 
 class ConfigError(Exception):
@@ -59,6 +88,85 @@ class WorkerSettings(_Strict):
     concurrency: int = Field(default=1, ge=1)
 
 
+class MetricsSettings(_Strict):
+    snapshot_interval: int = Field(default=DEFAULT_SNAPSHOT_INTERVAL_S, ge=1)  # seconds
+    retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, gt=0)
+
+
+class EmailSettings(_Strict):
+    model_config = ConfigDict(populate_by_name=True)
+
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    user: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    timeout: float = Field(default=10.0, gt=0)  # seconds
+
+
+class AlertSettings(_Strict):
+    """Seconds throughout; ``waits`` maps ``"connection:queue"`` to a wait threshold."""
+
+    waits: dict[str, float] = {}
+    cooldown: int = Field(default=DEFAULT_ALERT_COOLDOWN_S, ge=1)
+    check_interval: int = Field(default=DEFAULT_ALERT_CHECK_INTERVAL_S, ge=1)
+    failed_jobs: bool = False
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    slack_webhook_url: SecretStr | None = None
+    email: EmailSettings | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("waits")
+    @classmethod
+    def _waits_name_a_queue(cls, waits: dict[str, float]) -> dict[str, float]:
+        for name, threshold in waits.items():
+            connection, _, queue = name.partition(":")
+            if not connection or not queue:
+                raise ValueError(f'{name!r} is not "connection:queue" (e.g. "redis:default")')
+            if threshold <= 0:
+                raise ValueError(f"the threshold of {name!r} must be more than 0 seconds")
+        return waits
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> AlertSettings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "webhook_url needs webhook_secret to sign alerts "
+                "(set it under [alerts] or export SKYLINE_WEBHOOK_SECRET)"
+            )
+        return self
+
+    def thresholds(self) -> list[tuple[str, str, float]]:
+        """(connection, queue, seconds) for every queue with a wait threshold."""
+        return [(*name.split(":", 1), seconds) for name, seconds in self.waits.items()]
+
+    @property
+    def has_channels(self) -> bool:
+        return bool(self.webhook_url or self.slack_webhook_url or self.email)
+
+
+HOUR_S = 3600
+WEEK_S = 7 * 24 * HOUR_S
+
+
+class RecordSettings(_Strict):
+    """Job records and metrics (``[records]``): how long each index keeps a job, in seconds."""
+
+    enabled: bool = True
+    recent_s: int = Field(default=HOUR_S, ge=1)
+    pending_s: int = Field(default=HOUR_S, ge=1)
+    completed_s: int = Field(default=HOUR_S, ge=1)
+    silenced_s: int = Field(default=HOUR_S, ge=1)
+    recent_failed_s: int = Field(default=WEEK_S, ge=1)
+    failed_s: int = Field(default=WEEK_S, ge=1)
+    monitored_s: int = Field(default=WEEK_S, ge=1)
+    silenced: list[str] = []  # job names recorded as silenced instead of completed
+    silenced_tags: list[str] = []
+
+
 def _default_connections() -> dict[str, ConnectionSettings]:
     return {"redis": ConnectionSettings(), "sync": ConnectionSettings(driver="sync")}
 
@@ -74,11 +182,14 @@ class Settings(_Strict):
     default_connection: str = "redis"
     connections: dict[str, ConnectionSettings] = Field(default_factory=_default_connections)
     worker: WorkerSettings = WorkerSettings()
+    records: RecordSettings = RecordSettings()
     # Supervisor pools, validated by balancer/config.py: core only carries the tables.
     defaults: dict[str, dict[str, Any]] = {}
     environments: dict[str, dict[str, dict[str, Any]]] = {}
     fast_termination: bool = False
     master_memory: int = Field(default=256, ge=1)
+    metrics: MetricsSettings = MetricsSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("secret")
     @classmethod
@@ -146,6 +257,7 @@ def load_settings(
     data = _read_toml(path, required=explicit)
     from_environment = _from_environment(environ)
     data.update(from_environment)
+    _nest_environment(data, environ)
     data.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(data.get("connections"), dict):
         data["connections"] = {**_default_connections(), **data["connections"]}
@@ -181,6 +293,27 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
                 else value
             )
     return values
+
+
+def _nest_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for variable, (*tables, key) in NESTED_ENVIRONMENT.items():
+        value = environ.get(variable)
+        table = _table(data, tables)
+        if value and table is not None:
+            table[key] = value
+
+
+def _table(data: dict[str, Any], names: list[str]) -> dict[str, Any] | None:
+    """The nested table, made where missing; None where TOML holds something else, or
+    for the email table, which a login alone does not create (it needs a server)."""
+    table = data
+    for name in names:
+        if name not in table and name != "email":
+            table[name] = {}
+        table = table.get(name)
+        if not isinstance(table, dict):
+            return None
+    return table
 
 
 def _describe(path: Path, exc: ValidationError, from_environment: set[str]) -> str:

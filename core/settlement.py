@@ -23,6 +23,7 @@ from core.execution import Outcome, Result, WorkerDefaults, retry_after_exceptio
 from core.failed import FailedJobRepository
 from core.payload import Payload
 from core.queue import RedisQueue, Reservation
+from core.recording import Recorder
 
 log = logging.getLogger("skyline.worker")
 
@@ -34,6 +35,7 @@ class Settler:
     queue: RedisQueue
     failed_store: FailedJobRepository
     defaults: WorkerDefaults
+    recorder: Recorder | None = None  # the record and metrics ride in each settling write
 
     def settle(self, reservation: Reservation, payload: Payload, outcome: Outcome) -> Result:
         """Apply a job's unhappy ``outcome``; returns what finally happened to the job.
@@ -44,11 +46,16 @@ class Settler:
             return self._after_exception(reservation, payload, outcome)
         if outcome.result is Result.RELEASED:
             self.release(
-                reservation, payload, outcome.delay_s, exception=False, counts=outcome.counts
+                reservation,
+                payload,
+                outcome.delay_s,
+                exception=False,
+                counts=outcome.counts,
+                runtime_s=outcome.runtime_s,
             )
             return Result.RELEASED
         if outcome.result is Result.FAILED:
-            return self.fail(reservation, payload, outcome.exception)
+            return self.fail(reservation, payload, outcome.exception, outcome.runtime_s)
         raise ValueError(f"the worker acks {outcome.result} jobs itself")
 
     def _after_exception(
@@ -59,8 +66,8 @@ class Settler:
         events.emit(JobExceptionOccurred(payload.id, payload.job_name, payload.queue, exc))
         delay = retry_after_exception(payload, exc, self.defaults, payloads.now_ms())
         if delay is None:
-            return self.fail(reservation, payload, exc)
-        self.release(reservation, payload, delay, exception=True)
+            return self.fail(reservation, payload, exc, outcome.runtime_s)
+        self.release(reservation, payload, delay, exception=True, runtime_s=outcome.runtime_s)
         return Result.RELEASED
 
     def release(
@@ -71,21 +78,33 @@ class Settler:
         *,
         exception: bool,
         counts: bool = True,
+        runtime_s: float = 0.0,
     ) -> None:
         available_at = payloads.now_ms() + int(delay_s * 1000)
         new_raw = payload.released(available_at, exception=exception, counts=counts)
-        if not self.queue.release(reservation, new_raw, available_at):
+        record = None
+        if self.recorder is not None:
+            attempts = payload.attempts_kept(counts)
+            record = self.recorder.released(payload, available_at, attempts, runtime_s)
+        if not self.queue.release(reservation, new_raw, available_at, record):
             log.warning("could not release %s: its lease was lost", payload.job_name)
             return
         events.emit(JobReleased(payload.id, payload.job_name, payload.queue, delay_s))
 
-    def fail(self, reservation: Reservation, payload: Payload, exc: BaseException | None) -> Result:
+    def fail(
+        self,
+        reservation: Reservation,
+        payload: Payload,
+        exc: BaseException | None,
+        runtime_s: float = 0.0,
+    ) -> Result:
         """Store the job as failed, then take it off the queue; never lose it on the way."""
         exc = exc or RuntimeError("failed")
         if not self._store(payload.id, payload, reservation, exc):
             self.release(reservation, payload, STORE_RETRY_DELAY_S, exception=False)
             return Result.RELEASED
-        if not self.queue.ack(reservation):
+        record = self.recorder.failed(payload, exc, runtime_s) if self.recorder else None
+        if not self.queue.ack(reservation, record):
             self.failed_store.remove_by_uuid(payload.id)
             log.warning(
                 "%s failed after its lease was lost; its new owner decides", payload.job_name

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import psutil
 import redis
 
-from core.acks import AckBuffer
+from core.acks import AckBuffer, Acks
 from core.context import Services
 from core.events import JobProcessed, JobProcessing, WorkerLooping, WorkerStopping, events
 from core.execution import (
@@ -42,6 +42,7 @@ from core.leases import LeaseKeeper, Running
 from core.locks import Locks
 from core.payload import Payload, PayloadError, now_ms, parse
 from core.queue import RedisQueue, Reservation
+from core.recording import Recorder
 from core.registry import JobRegistry
 from core.settlement import Settler
 from core.slots import Slots
@@ -90,16 +91,19 @@ class Worker:
         signing_keys: list[str],
         options: WorkerOptions,
         workflows: Workflows | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.queue = queue
         self.registry = registry
         self.signing_keys = signing_keys
         self.options = options
-        self.settler = Settler(queue, failed_store, options.defaults)
+        self.recorder = recorder
+        self.settler = Settler(queue, failed_store, options.defaults, recorder)
         self.workflows = workflows
         self.services = Services(queue.client, queue.keys, workflows)
         self.locks = Locks(queue.client)
-        self.leases = LeaseKeeper(queue, options.lease_s, self._overrun)
+        announce = recorder.reserved if recorder is not None else None
+        self.leases = LeaseKeeper(queue, options.lease_s, self._overrun, announce)
         self.should_stop = False
         self.paused = False
         self._announced_pause = False
@@ -169,13 +173,16 @@ class Worker:
         acks = self._acks.take()
         for name in self.options.queues:
             tokens = [f"{self._token_prefix}{next(self._tokens)}" for _ in range(count)]
+            lease_s = self.options.lease_s
             try:
-                popped, lost = self.queue.ack_and_pop(acks, name, tokens, self.options.lease_s)
+                popped, lost = self.queue.ack_and_pop(
+                    acks.reservations, name, tokens, lease_s, acks.also()
+                )
             except redis.RedisError:
-                self._acks.add(acks)
+                self._acks.restore(acks)
                 raise
             self._acks.report_lost(lost)
-            acks = []
+            acks = Acks()
             if popped.reserved:
                 return popped.reserved, None
             if popped.next_due_ms is not None:
@@ -183,11 +190,19 @@ class Worker:
         return [], next_due
 
     def _flush_acks(self) -> None:
-        acks = self._acks.take()
-        if acks:
-            self._acks.report_lost(self._with_redis(self.queue.ack_many, acks) or 0)
+        self._with_redis(self._send_acks)
+
+    def _send_acks(self) -> None:
+        """Acks left over, and the records and metrics gathered so far: before the worker
+        waits or stops, as nothing else will carry them."""
+        self._acks.send(self.queue, self.recorder.flush() if self.recorder else None)
 
     def _idle(self, next_due_ms: int | None) -> None:
+        try:
+            self._send_acks()
+        except redis.RedisError as exc:
+            self._redis_trouble(exc)
+            return
         if self.options.once or (self.options.stop_when_empty and self._nothing_running()):
             self.stop()
             return
@@ -248,7 +263,7 @@ class Worker:
             self._with_redis(self.locks.release, unique["key"], payload.id)
         timeout = payload.option("timeout", self.options.defaults.timeout)
         grace = ASYNC_STUCK_GRACE_S if prepared.is_async else 0
-        self.leases.track(reservation, payload.job_name, timeout + grace if timeout else None)
+        self.leases.track(reservation, payload, timeout + grace if timeout else None)
         self._report(b"B")
         if events.wants(JobProcessing):
             events.emit(
@@ -282,7 +297,8 @@ class Worker:
         if not self._move_on(payload, outcome, outcome.result):
             self.settler.release(reservation, payload, WORKFLOW_RETRY_S, exception=False)
             return Result.RELEASED
-        self._acks.add([reservation])
+        record = self.recorder.completed(payload, outcome.runtime_s) if self.recorder else None
+        self._acks.add(reservation, record)
         if outcome.result is Result.COMPLETED and events.wants(JobProcessed):
             event = JobProcessed(payload.id, payload.job_name, payload.queue, outcome.runtime_s)
             events.emit(event)
@@ -311,7 +327,7 @@ class Worker:
         released first so they do not wait out their leases.
         """
         self._flush_acks()
-        payload = parse(running.reservation.raw, self.signing_keys)
+        payload = running.payload
         exc = JobTimeoutError(f"{payload.job_name} ran longer than its timeout and was killed")
         result = self._with_redis(
             self.settler.settle, running.reservation, payload, Outcome(Result.RAISED, exc)
@@ -324,8 +340,7 @@ class Worker:
         log.error("%s timed out (%s); the worker exits", payload.job_name, outcome)
         for other in self.leases.running():
             if other.reservation != running.reservation:
-                held = parse(other.reservation.raw, self.signing_keys)
-                self.settler.release(other.reservation, held, 0, exception=False)
+                self.settler.release(other.reservation, other.payload, 0, exception=False)
         logging.shutdown()
         os._exit(EXIT_TIMED_OUT)
 

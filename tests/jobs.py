@@ -147,6 +147,19 @@ class Greeting(Job):
         record("greeting", name=self.name, times=self.times)
 
 
+class TaggedGreeting(Job):
+    """Tags each job from its own data."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def tags(self) -> list[str]:
+        return [f"greeting:{self.name}"]
+
+    def handle(self) -> None:
+        record("tagged_greeting", name=self.name)
+
+
 class AsyncGreeting(Job):
     def __init__(self, name: str) -> None:
         self.name = name

@@ -217,3 +217,78 @@ def test_sql_url_defaults_to_sqlite_in_state_dir(tmp_path):
     url = Settings(state_dir=tmp_path / "state").sql_url()
     assert url == f"sqlite:///{(tmp_path / 'state' / 'skyline.db').resolve()}"
     assert Settings(database_url="postgresql://db/x").sql_url() == "postgresql://db/x"
+
+
+ALERTS_TOML = """
+[metrics]
+snapshot_interval = 60
+retention_days = 14
+
+[alerts]
+waits = {"redis:default" = 60, "high:payments" = 5}
+cooldown = 600
+webhook_url = "https://hooks.example.test/skyline"
+
+[alerts.email]
+host = "smtp.example.test"
+port = 587
+from = "skyline@example.test"
+to = ["ops@example.test"]
+starttls = true
+"""
+ALERT_SECRETS = {
+    "SKYLINE_WEBHOOK_SECRET": "webhook-secret-from-env",
+    "SKYLINE_SLACK_WEBHOOK_URL": "https://hooks.slack.test/services/T/B/token",
+    "SKYLINE_SMTP_USER": "mailer",
+    "SKYLINE_SMTP_PASSWORD": "smtp-password-from-env",
+}
+
+
+def test_metrics_and_alerts_default_to_five_minutes_a_week_and_no_alerts(config):
+    settings = load_settings(config(""), environ={})
+    assert (settings.metrics.snapshot_interval, settings.metrics.retention_days) == (300, 7)
+    assert (settings.alerts.waits, settings.alerts.cooldown) == ({}, 300)
+    assert not settings.alerts.has_channels and not settings.alerts.failed_jobs
+
+
+def test_alert_settings_come_from_toml_and_secrets_from_the_environment(config):
+    settings = load_settings(config(ALERTS_TOML), environ=ALERT_SECRETS)
+    alerts = settings.alerts
+    assert settings.metrics.snapshot_interval == 60
+    assert alerts.thresholds() == [("redis", "default", 60), ("high", "payments", 5)]
+    assert alerts.webhook_secret.get_secret_value() == "webhook-secret-from-env"
+    assert alerts.slack_webhook_url.get_secret_value().endswith("/token")
+    assert (alerts.email.sender, alerts.email.port, alerts.email.user) == (
+        "skyline@example.test",
+        587,
+        "mailer",
+    )
+    assert alerts.email.password.get_secret_value() == "smtp-password-from-env"
+    shown = repr(settings)
+    assert all(secret not in shown for secret in ("webhook-secret", "token", "smtp-password"))
+
+
+def test_an_smtp_login_alone_does_not_make_an_email_channel(config):
+    environ = {"SKYLINE_SMTP_USER": "mailer", "SKYLINE_SMTP_PASSWORD": "pw-0123456789"}
+    assert load_settings(config(""), environ=environ).alerts.email is None
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[alerts]\nwaits = {"default" = 60}', r'\[alerts\] waits: .*is not "connection:queue"'),
+        ('[alerts]\nwaits = {"redis:default" = 0}', r"waits: .*more than 0 seconds"),
+        ("[metrics]\nsnapshot_interval = 0", r"\[metrics\] snapshot_interval: .*greater than"),
+        ("[alerts.email]\nhost = 'x'\nto = ['a@b']", r"\[alerts.email\] from: Field required"),
+    ],
+)
+def test_bad_alert_settings_name_the_file_and_key(config, toml, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(config(toml), environ={})
+
+
+def test_a_webhook_without_a_secret_is_refused_without_echoing_its_url(config):
+    path = config('[alerts]\nwebhook_url = "https://hooks.example.test/x?token=abc123"\n')
+    with pytest.raises(ConfigError, match="webhook_url needs webhook_secret") as caught:
+        load_settings(path, environ={})
+    assert "abc123" not in str(caught.value)

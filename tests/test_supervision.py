@@ -188,3 +188,18 @@ def test_config_check_runs_through_the_skyline_command(runtime, master, skyline)
     result = skyline("config", "check")
 
     assert result.returncode == 0 and "OK: 1 supervisor" in result.stdout
+
+
+def test_the_master_takes_metric_snapshots_on_schedule(runtime, master, tmp_path):
+    from core.snapshots import SnapshotRepository
+
+    every_second = "[metrics]\nsnapshot_interval = 1\n\n[connections.redis]"
+    config = tmp_path / "skyline.toml"
+    config.write_text(config.read_text().replace("[connections.redis]", every_second))
+    process = master("m1")
+    wait_until(lambda: alive_workers(process) == 1, timeout_s=20)
+
+    jobs.noop.dispatch(1)
+
+    snapshots = SnapshotRepository(runtime.engine)
+    wait_until(lambda: "tests.jobs.noop" in snapshots.names("job"), timeout_s=20)

@@ -13,6 +13,7 @@ from core.cli.common import VERBOSITY_VARIABLE, AppContext, fail_cleanly, set_ve
 from core.cli.failed import failed
 from core.cli.queues import queue
 from core.cli.setup import demo, down, migrate, up
+from core.cli.snapshots import snapshot
 from core.cli.work import work
 
 
@@ -33,7 +34,7 @@ def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
     ctx.obj = AppContext(config_file)
 
 
-for command in (work, failed, batches, queue, migrate, up, down, demo):
+for command in (work, failed, batches, queue, migrate, up, down, demo, snapshot):
     cli.add_command(command)
 
 

@@ -94,5 +94,6 @@ def work(
     set_dispatcher(runtime.dispatcher)  # jobs that dispatch jobs reuse the worker's connections
     keys = settings.signing_keys()
     workflows = runtime.dispatcher.workflows
-    worker = Worker(queue, runtime.failed_store, registry, keys, options, workflows)
+    recorder = runtime.dispatcher.recorder(connection)
+    worker = Worker(queue, runtime.failed_store, registry, keys, options, workflows, recorder)
     sys.exit(worker.run())
