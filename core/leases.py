@@ -98,8 +98,8 @@ class LeaseKeeper:
             return
         try:
             self.on_long_running([job.payload for job in long_running])
-        except redis.RedisError as exc:
-            log.warning("could not record running jobs (%s); retrying", exc)
+        except Exception:  # it must never stop the renewals
+            log.exception("could not record running jobs; retrying")
             return
         for job in long_running:
             job.announced = True

@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.metric_tally import MINUTE_MS
-from core.metrics import MetricsRepository
+from core.metrics import WAIT_BUCKETS_MS, MetricsRepository, MetricTotals
 from core.queue import RedisQueue
 
 HOUR_MINUTES = 60
 WEEK_HOURS = 7 * 24
+NO_WAITS = dict.fromkeys(WAIT_BUCKETS_MS, 0)
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,15 @@ def live_figures(
     totals = {t.name: t for t in metrics.interval() if t.kind == "queue"}
     figures = []
     for name, (ready, head) in zip(names, queue.ready_heads(names), strict=True):
-        interval = totals.get(name)
+        interval = totals.get(name) or MetricTotals("queue", name, 0, 0, 0, 0.0, 0.0, NO_WAITS)
         figures.append(
             QueueFigures(
                 name=name,
                 ready=ready,
                 oldest_wait_ms=_oldest_wait_ms(head, now),
-                wait_p50_ms=interval.wait_percentile(50) if interval else 0.0,
-                wait_p95_ms=interval.wait_percentile(95) if interval else 0.0,
-                runtime_ms_average=_average(interval.runtime_ms_total, interval.processed)
-                if interval
-                else 0.0,
+                wait_p50_ms=interval.wait_percentile(50),
+                wait_p95_ms=interval.wait_percentile(95),
+                runtime_ms_average=_average(interval.runtime_ms_total, interval.processed),
                 jobs_past_hour=sum(minute.get(name, 0) for minute in minutes),
             )
         )

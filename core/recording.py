@@ -21,6 +21,7 @@ from collections import Counter
 import redis
 from redis.client import Pipeline
 
+from core.job_record import JobStatus
 from core.keys import Keys
 from core.metric_tally import Tally
 from core.metrics import MetricsRepository, wait_bucket
@@ -33,6 +34,8 @@ FLUSH_EVERY_S = 0.1
 FLUSH_AT_ATTEMPTS = 500
 TRIM_EVERY_S = 10.0
 
+Finished = tuple[Payload, float, int, JobStatus]  # an attempt: runtime (s), when (ms), how
+
 
 class Recorder:
     def __init__(
@@ -42,8 +45,7 @@ class Recorder:
         self.metrics = metrics
         self._silenced = frozenset(settings.silenced)
         self._silenced_tags = frozenset(settings.silenced_tags)
-        self._tally = Tally()
-        self._completions: list[Ending] = []
+        self._finished: list[Finished] = []
         self._lock = threading.Lock()  # slots finish jobs on several threads
         self._next_flush = 0.0
         self._next_trim = 0.0
@@ -73,21 +75,25 @@ class Recorder:
         execute(pipe)
 
     def completed(self, payload: Payload, runtime_s: float) -> Writes | None:
-        """What is due to ride with this job's ack: often nothing yet."""
-        at, runtime_ms = self._count(payload, runtime_s)
-        silenced = self.silenced(payload)
-        ending = self.records.completion(payload, at=at, runtime_ms=runtime_ms, silenced=silenced)
+        """What is due to ride with this job's ack: often nothing yet.
+
+        Only a note is taken here; the record and the tally are made for many jobs at
+        once when they are due, which costs a fraction of doing it job by job.
+        """
         with self._lock:
-            self._completions.append(ending)
+            self._finished.append((payload, runtime_s, now_ms(), JobStatus.COMPLETED))
         return self._due()
 
     def failed(self, payload: Payload, exc: BaseException, runtime_s: float) -> Writes:
-        at, runtime_ms = self._count(payload, runtime_s, failed=True)
-        summary = f"{type(exc).__name__}: {exc}"
+        at, summary = now_ms(), f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self._finished.append((payload, runtime_s, at, JobStatus.FAILED))
         due = self._due()
 
         def write(pipe: Pipeline) -> None:
-            self.records.failed(pipe, payload, at=at, runtime_ms=runtime_ms, exception=summary)
+            self.records.failed(
+                pipe, payload, at=at, runtime_ms=runtime_s * 1000, exception=summary
+            )
             if due is not None:
                 due(pipe)
 
@@ -96,12 +102,17 @@ class Recorder:
     def released(
         self, payload: Payload, available_at: int, attempts: int, runtime_s: float
     ) -> Writes:
-        _, runtime_ms = self._count(payload, runtime_s)
+        with self._lock:
+            self._finished.append((payload, runtime_s, now_ms(), JobStatus.RELEASED))
         due = self._due()
 
         def write(pipe: Pipeline) -> None:
             self.records.released(
-                pipe, payload, available_at=available_at, attempts=attempts, runtime_ms=runtime_ms
+                pipe,
+                payload,
+                available_at=available_at,
+                attempts=attempts,
+                runtime_ms=runtime_s * 1000,
             )
             if due is not None:
                 due(pipe)
@@ -118,31 +129,17 @@ class Recorder:
         tags = payload.body.get("tags") or ()
         return bool(self._silenced_tags) and not self._silenced_tags.isdisjoint(tags)
 
-    def _count(
-        self, payload: Payload, runtime_s: float, *, failed: bool = False
-    ) -> tuple[int, float]:
-        """Tally a finished attempt; returns when it finished and its runtime in ms."""
-        at, runtime_ms = now_ms(), runtime_s * 1000
-        measured = payload.reserved_at > 0 and payload.available_at > 0
-        wait_ms = payload.reserved_at - payload.available_at
-        bucket = wait_bucket(max(wait_ms, 0)) if measured else None
-        runtime_us = int(runtime_s * 1_000_000)
-        with self._lock:
-            self._tally.add(payload.queue, payload.job_name, runtime_us, bucket, failed, at)
-        return at, runtime_ms
-
     def _due(self, *, force: bool = False) -> Writes | None:
         """Take what is gathered when it is time to write it, as the writes to do so."""
         now = time.monotonic()
+        if not force and now < self._next_flush and len(self._finished) < FLUSH_AT_ATTEMPTS:
+            return None
         with self._lock:
-            attempts = self._tally.attempts
-            if not attempts or not (
-                force or now >= self._next_flush or attempts >= FLUSH_AT_ATTEMPTS
-            ):
-                return None
-            tally, self._tally = self._tally, Tally()
-            completions, self._completions = self._completions, []
+            finished, self._finished = self._finished, []
             self._next_flush = now + FLUSH_EVERY_S
+        if not finished:
+            return None
+        tally, completions = self._gather(finished)
 
         def write(pipe: Pipeline) -> None:
             self.records.completed(pipe, completions)
@@ -150,6 +147,24 @@ class Recorder:
             self._maybe_trim(pipe)
 
         return write
+
+    def _gather(self, finished: list[Finished]) -> tuple[Tally, list[Ending]]:
+        tally, completions = Tally(), []
+        for payload, runtime_s, at, status in finished:
+            measured = payload.reserved_at > 0 and payload.available_at > 0
+            wait_ms = max(payload.reserved_at - payload.available_at, 0)
+            bucket = wait_bucket(wait_ms) if measured else None
+            failed = status is JobStatus.FAILED
+            runtime_us = int(runtime_s * 1_000_000)
+            tally.add(payload.queue, payload.job_name, runtime_us, bucket, failed, at)
+            if status is JobStatus.COMPLETED:
+                silenced = self.silenced(payload)
+                completions.append(
+                    self.records.completion(
+                        payload, at=at, runtime_ms=runtime_s * 1000, silenced=silenced
+                    )
+                )
+        return tally, completions
 
     def _maybe_trim(self, pipe: Pipeline) -> None:
         """Two threads may both trim once in a while; that costs a command, not a mistake."""

@@ -9,12 +9,13 @@ import pytest
 import redis
 from sqlalchemy import delete
 
+from core.job_record import JobIndex, JobStatus
 from core.keys import Keys
 from core.payload import now_ms
 from core.queue import RedisQueue
 from core.record_pages import scan_page
 from core.recording import Recorder
-from core.records import JobIndex, JobRecordRepository, JobStatus, PushedJob
+from core.records import JobRecordRepository, PushedJob
 from core.retrying import retry_failed
 from core.runtime import Runtime
 from core.settings import RecordSettings, load_settings
