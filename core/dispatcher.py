@@ -14,7 +14,7 @@ from core.job import Delay, PreparedJob
 from core.keys import Keys
 from core.locks import Locks
 from core.payload import build, new_job_id, now_ms
-from core.queue import RedisQueue
+from core.queue import PushPart, RedisQueue
 from core.recording import Recorder
 from core.records import PushedJob
 from core.serialization import encode, model_tags
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from core.chains import PendingChain
     from core.workflows import Workflows
 
+PUSH_PART = 1000  # jobs: in a bulk push, the first part can be reserved while the rest go in
 BODY_OPTIONS = (
     "tries",
     "max_exceptions",
@@ -176,25 +177,32 @@ class Dispatcher:
 
     def push_signed(self, connection: str, bodies: list[Pushable], key: str) -> None:
         """Sign bodies with ``key`` and push them onto the connection's Redis, recorded."""
-        queue = self.queue(connection)
         recorder = self.recorder(connection)
-        ready: dict[str, list[str]] = defaultdict(list)
-        later: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        pushed: list[PushedJob] = []
         now = now_ms()
-        for body, delay_s in bodies:
-            available_at = now + int(delay_s * 1000)
-            raw = build(body, key, available_at=available_at)
-            if delay_s > 0:
-                later[body["queue"]].append((available_at, raw))
-            else:
-                ready[body["queue"]].append(raw)
-            if recorder is not None:
-                pushed.append(PushedJob(body, raw, available_at))
-        queue.push_groups(ready, later, also=recorder.pushed(pushed) if recorder else None)
+        parts = [
+            _part(bodies[first : first + PUSH_PART], key, now, recorder)
+            for first in range(0, len(bodies), PUSH_PART)
+        ]
+        self.queue(connection).push_parts(parts)
         if events.wants(JobPushed):
             for body, delay_s in bodies:
                 events.emit(JobPushed(body["id"], body["job"], body["queue"], connection, delay_s))
+
+
+def _part(bodies: list[Pushable], key: str, now: int, recorder: Recorder | None) -> PushPart:
+    ready: dict[str, list[str]] = defaultdict(list)
+    later: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    pushed: list[PushedJob] = []
+    for body, delay_s in bodies:
+        available_at = now + int(delay_s * 1000)
+        raw = build(body, key, available_at=available_at)
+        if delay_s > 0:
+            later[body["queue"]].append((available_at, raw))
+        else:
+            ready[body["queue"]].append(raw)
+        if recorder is not None:
+            pushed.append(PushedJob(body, raw, available_at))
+    return ready, later, recorder.pushed(pushed) if recorder else None
 
 
 _default: Dispatcher | None = None

@@ -33,7 +33,11 @@ def call(pipe: Pipeline, script: Script, keys: list[str], args: list[Any]) -> No
 
 
 def execute(pipe: Pipeline) -> list[Any]:
-    """Run the pipeline; raise its first error, after sending lost scripts again."""
+    """Run the pipeline; raise its first error, after sending lost scripts again.
+
+    A script sent again runs after the rest of its pipeline: only the first use after
+    Redis lost its scripts can see that order.
+    """
     sent = [args for args, _ in pipe.command_stack]
     replies = pipe.execute(raise_on_error=False)
     lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]

@@ -28,6 +28,11 @@ class Reservation:
     raw: str | bytes
 
 
+PushPart = tuple[  # ready payloads by queue, (available-at, payload) by queue, and writes
+    dict[str, list[str]], dict[str, list[tuple[int, str]]], Writes | None
+]
+
+
 @dataclass(frozen=True)
 class PopResult:
     reserved: list[Reservation]
@@ -56,19 +61,25 @@ class RedisQueue:
         ``also`` adds writes (job records, metrics) that go first in the same round trip,
         so a worker can never settle a job before its push is recorded.
         """
-        later = later or {}
-        if len(ready) + len(later) == 1 and also is None:
-            self._push_one(ready, later)
+        self.push_parts([(ready, later or {}, also)])
+
+    def push_parts(self, parts: list[PushPart]) -> None:
+        """Several pushes in one round trip, each after its own writes. Redis serves other
+        clients between the commands of a pipeline, so workers can reserve the first part
+        while it is still taking in the rest."""
+        if len(parts) == 1 and _one_group(parts[0]):
+            self._push_one(parts[0][0], parts[0][1])
             return
         pipe = self.client.pipeline(transaction=False)
-        if also is not None:
-            also(pipe)
-        for queue, payloads in ready.items():
-            k = self.keys.queue(queue)
-            call(pipe, self._push, [k.ready, k.notify], [NOTIFY_CAP, *payloads])
-        for queue, timed in later.items():
-            k = self.keys.queue(queue)
-            call(pipe, self._later, [k.delayed, k.notify], [NOTIFY_CAP, *_flatten(timed)])
+        for ready, later, also in parts:
+            if also is not None:
+                also(pipe)
+            for queue, payloads in ready.items():
+                k = self.keys.queue(queue)
+                call(pipe, self._push, [k.ready, k.notify], [NOTIFY_CAP, *payloads])
+            for queue, timed in later.items():
+                k = self.keys.queue(queue)
+                call(pipe, self._later, [k.delayed, k.notify], [NOTIFY_CAP, *_flatten(timed)])
         execute(pipe)
 
     def _push_one(
@@ -196,6 +207,11 @@ class RedisQueue:
 
     def _reserved(self, reservation: Reservation) -> str:
         return self.keys.queue(reservation.queue).reserved
+
+
+def _one_group(part: PushPart) -> bool:
+    ready, later, also = part
+    return also is None and len(ready) + len(later) == 1
 
 
 def _flatten(timed: list[tuple[int, str]]) -> list[object]:

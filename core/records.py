@@ -230,6 +230,13 @@ def _ending(
     attempts = payload.attempts if attempts is None else attempts
     tagged = 1 if payload.body.get("tags") else ""
     return [
-        *(payload.id, status.value, at, ttl_s, attempts, payload.reserved_at),
-        *(round(runtime_ms, 3), exception, tagged),
+        payload.id,
+        status,
+        at,
+        ttl_s,
+        attempts,
+        payload.reserved_at,
+        runtime_ms,
+        exception,
+        tagged,
     ]

@@ -227,4 +227,5 @@ def test_recording_adds_no_round_trip_per_job(runtime, redis_url):
         return len(CountingConnection.writes)
 
     round_trips(True, 1)  # loads the scripts
-    assert round_trips(True, 200) == round_trips(False, 200) + 1  # the last tally, at idle
+    recording, plain = round_trips(True, 200), round_trips(False, 200)
+    assert plain <= recording <= plain + 1  # + what is left when the worker goes idle

@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from core.job_record import JobIndex, JobStatus
 from core.keys import Keys
 from core.payload import now_ms
-from core.queue import RedisQueue
+from core.queue import PushPart, RedisQueue
 from core.record_pages import scan_page
 from core.recording import Recorder
 from core.records import JobRecordRepository, PushedJob
@@ -87,22 +87,24 @@ def test_a_delayed_job_keeps_its_record_until_a_pending_window_after_it_is_due(
     assert [r.id for r in records.page(JobIndex.PENDING).records] == [job_id]
 
 
-def test_a_push_and_its_records_take_one_round_trip(redis_url):
+def test_a_bulk_push_and_its_records_take_one_round_trip(redis_url, redis_client):
     pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
     client = redis.Redis(connection_pool=pool)
     keys = Keys("skyline:")
     queue, recorder = RedisQueue(client, keys), Recorder.open(client, keys, RecordSettings())
 
-    def push(n: int) -> None:
-        bodies = [body(f"job-{n}-{i}") for i in range(n)]
+    def part(first: int, count: int) -> PushPart:
+        bodies = [body(f"job-{n}") for n in range(first, first + count)]
         pushed = [PushedJob(b, f"payload of {b['id']}", now_ms()) for b in bodies]
-        queue.push_groups({"default": [p.payload for p in pushed]}, also=recorder.pushed(pushed))
+        return {"default": [p.payload for p in pushed]}, {}, recorder.pushed(pushed)
 
-    push(1)  # connects and loads the scripts
-    for n in (1, 2500):
-        CountingConnection.writes = []
-        push(n)
-        assert len(CountingConnection.writes) == 1
+    queue.push_parts([part(0, 1)])  # connects and loads the scripts
+    CountingConnection.writes = []
+    queue.push_parts([part(1, 1000), part(1001, 1000), part(2001, 500)])
+
+    assert len(CountingConnection.writes) == 1
+    assert redis_client.llen(keys.queue("default").ready) == 2501
+    assert redis_client.zcard(keys.job_index("recent")) == 2501
     pool.disconnect()
 
 

@@ -13,12 +13,13 @@ local FIELDS = 9
 local monitored_ttl = tonumber(ARGV[1])
 local added = {{}, {}, {}, {}, {}}
 local done = {}
+local size = {0, 0, 0, 0, 0}
 for j = 1, #KEYS - 5 do
   local a = 1 + (j - 1) * FIELDS
   local record, id, status, time_ms = KEYS[5 + j], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local ttl = tonumber(ARGV[a + 4])
+  local ttl = ARGV[a + 4]
   if ARGV[a + 9] ~= '' and redis.call('hexists', record, 'monitored') == 1 then
-    ttl = math.max(ttl, monitored_ttl)
+    ttl = math.max(tonumber(ttl), monitored_ttl)
   end
   if redis.call('expire', record, ttl) == 1 then
     redis.call(
@@ -29,8 +30,8 @@ for j = 1, #KEYS - 5 do
       redis.call('hset', record, 'exception', ARGV[a + 8])
     end
     for _, i in ipairs(INDEXES[status]) do
-      added[i][#added[i] + 1] = time_ms
-      added[i][#added[i] + 1] = id
+      added[i][size[i] + 1], added[i][size[i] + 2] = time_ms, id
+      size[i] = size[i] + 2
     end
     if status ~= 'released' then
       done[#done + 1] = id
@@ -38,7 +39,7 @@ for j = 1, #KEYS - 5 do
   end
 end
 for i, members in ipairs(added) do
-  if #members > 0 then
+  if size[i] > 0 then
     redis.call('zadd', KEYS[i], unpack(members))
   end
 end

@@ -25,9 +25,9 @@ local recent, pending = {}, {}
 for j = 1, jobs do
   local a = 4 + tags + (j - 1) * FIELDS
   local id, pushed_at, available_at = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local ttl, tag_list, retried_from = tonumber(ARGV[a + 4]), ARGV[a + 6], ARGV[a + 7]
+  local ttl, tag_list, retried_from = ARGV[a + 4], ARGV[a + 6], ARGV[a + 7]
   local record = KEYS[3 + j]
-  redis.call('hset', record, 'status', 'pending', 'attempts', 0, 'payload', ARGV[a + 5])
+  redis.call('hset', record, 'status', 'pending', 'attempts', '0', 'payload', ARGV[a + 5])
   if retried_from ~= '' then
     redis.call('hset', record, 'retried_from', retried_from)
   end
@@ -36,16 +36,14 @@ for j = 1, jobs do
       if watched[tag] then
         redis.call('zadd', watched[tag], pushed_at, id)
         redis.call('hset', record, 'monitored', 1)
-        ttl = math.max(ttl, monitored_ttl)
+        ttl = math.max(tonumber(ttl), monitored_ttl)
       end
     end
   end
   redis.call('expire', record, ttl)
   local place = string.format('.%04d', (first_place + j) % 10000)
-  recent[#recent + 1] = pushed_at .. place
-  recent[#recent + 1] = id
-  pending[#pending + 1] = available_at .. place
-  pending[#pending + 1] = id
+  recent[2 * j - 1], recent[2 * j] = pushed_at .. place, id
+  pending[2 * j - 1], pending[2 * j] = available_at .. place, id
 end
 redis.call('zadd', KEYS[1], unpack(recent))
 redis.call('zadd', KEYS[2], unpack(pending))
