@@ -1,25 +1,32 @@
 # The two commands of the README: `make up` runs Skyline, `make test` runs the suite.
-# Both create .venv and install the locked dependencies on first use (idempotent).
+# Both create .venv, install the locked dependencies and the dashboard's htmx on first use
+# (idempotent); `make test` also installs Debian's Chromium for the browser tests if missing.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: up test lint lock clean
+.PHONY: up test lint lock clean chromium
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m dashboard.assets
 	touch $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/skyline up --demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+chromium:
+	test -x $(CHROMIUM) || (apt-get update -q && apt-get install -y -q chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from math import ceil, exp
 
+from core.control import ALL_QUEUES
+
 __all__ = ["Plan", "QueueLoad", "ScalerMemory", "ScalingConfig", "plan"]
 
-ALL_QUEUES = "*"  # the one pool of balance "off"
 BALANCES = ("off", "simple", "auto")
 STRATEGIES = ("time", "size")
 DEFAULT_RUNTIME_S = 1.0  # a queue that has not finished a job yet

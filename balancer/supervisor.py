@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from balancer.autoscaler import Plan, QueueLoad, ScalerMemory, ScalingConfig, plan
 from balancer.config import SupervisorConfig, worker_args
 from balancer.pool import PoolStats, ProcessPool
-from core.control import ControlRepository
+from core.control import ALL_QUEUES, ControlRepository
 from core.queue import RedisQueue
 
 log = logging.getLogger("skyline.supervisor")
 
-ALL_QUEUES = "*"  # the one pool of a supervisor whose balance is "off"
 SMOOTHING = 0.3  # weight of the newest sample in the decaying averages
 
 

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.alert_channels import Channel, deliver
-from core.cooldowns import Cooldowns
-from core.keys import Keys
+from core.alert_channels import deliver
+from core.cooldowns import Alerting
 from core.queue import RedisQueue
-from core.settings import AlertSettings
 from core.waits import QueueWait, measure_waits
 
 LONG_WAIT = "long_wait"
@@ -60,21 +58,9 @@ class LongWait:
 
 
 class WaitAlerts:
-    def __init__(
-        self,
-        queues: Callable[[str], RedisQueue],
-        cooldowns: Cooldowns,
-        keys: Keys,
-        settings: AlertSettings,
-        channels: list[Channel],
-        env: str,
-    ) -> None:
+    def __init__(self, queues: Callable[[str], RedisQueue], alerting: Alerting) -> None:
         self._queues = queues
-        self._cooldowns = cooldowns
-        self._keys = keys
-        self._settings = settings
-        self._channels = channels
-        self._env = env
+        self._alerting = alerting
 
     def check(self, now: datetime) -> list[LongWait]:
         """The alerts this call sent; a queue in its cool-down is measured but not sent."""
@@ -83,7 +69,12 @@ class WaitAlerts:
             if wait.oldest_wait_s <= threshold_s:
                 continue
             alert = LongWait(
-                wait.connection, wait.queue, wait.oldest_wait_s, threshold_s, now, self._env
+                wait.connection,
+                wait.queue,
+                wait.oldest_wait_s,
+                threshold_s,
+                now,
+                self._alerting.env,
             )
             if self._fire(alert, _ms(now)):
                 sent.append(alert)
@@ -92,7 +83,7 @@ class WaitAlerts:
     def measure(self, now: datetime) -> list[tuple[QueueWait, float]]:
         """Every queue with a threshold, one round trip per connection."""
         by_connection: dict[str, dict[str, float]] = defaultdict(dict)
-        for connection, queue, threshold_s in self._settings.thresholds():
+        for connection, queue, threshold_s in self._alerting.settings.thresholds():
             by_connection[connection][queue] = threshold_s
         measured = []
         for connection, thresholds in by_connection.items():
@@ -102,12 +93,14 @@ class WaitAlerts:
         return measured
 
     def _fire(self, alert: LongWait, now_ms: int) -> bool:
-        key = self._keys.alert_cooldown(LONG_WAIT, alert.connection, alert.queue)
-        if not self._cooldowns.claim(key, now_ms, self._settings.cooldown * 1000):
+        key = self._alerting.keys.alert_cooldown(LONG_WAIT, alert.connection, alert.queue)
+        if not self._alerting.cooldowns.claim(key, now_ms, self._alerting.settings.cooldown * 1000):
             return False
         log.warning("%s", alert.summary())
-        if self._channels and not deliver(alert, self._channels):
-            self._cooldowns.undo(key, now_ms)  # nothing went out: the next check tries again
+        if self._alerting.channels and not deliver(alert, self._alerting.channels):
+            self._alerting.cooldowns.undo(
+                key, now_ms
+            )  # nothing went out: the next check tries again
             return False
         return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from core.models import BatchJob, JobBatch, UTCDateTime
 
 COLUMNS = tuple(JobBatch.__table__.c)
+log = logging.getLogger("skyline.batches")
 # Ids per DELETE ... IN (...): below SQLite's old limit of 999 parameters a statement.
 DELETE_CHUNK = 500
 
@@ -59,7 +61,7 @@ class BatchRecord:
     @classmethod
     def from_row(cls, row: Row[Any]) -> BatchRecord:
         values = dict(row._mapping)
-        return cls(**values | {"options": json.loads(values["options"])})
+        return cls(**values | {"options": _options(values["id"], values["options"])})
 
     @property
     def processed_jobs(self) -> int:
@@ -181,13 +183,21 @@ class BatchRepository:
     def failed_job_ids(self, id: str) -> list[str]:
         return self.job_ids(id, BatchJobStatus.FAILED)
 
-    def job_ids(self, id: str, status: BatchJobStatus | str | None = None) -> list[str]:
-        """In the order their latest state was recorded."""
+    def job_ids(
+        self,
+        id: str,
+        status: BatchJobStatus | str | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[str]:
+        """In the order their latest state was recorded; ``limit`` and ``offset`` page them."""
         query = select(BatchJob.job_id).where(BatchJob.batch_id == id)
         if status is not None:
             query = query.where(BatchJob.status == BatchJobStatus(status).value)
+        query = query.order_by(BatchJob.updated_at, BatchJob.job_id).limit(limit).offset(offset)
         with self._engine.connect() as connection:
-            return list(connection.scalars(query.order_by(BatchJob.updated_at, BatchJob.job_id)))
+            return list(connection.scalars(query))
 
     def delete(self, id: str) -> bool:
         return self._delete(JobBatch.id == id) > 0
@@ -256,6 +266,19 @@ class BatchRepository:
     def _read(self, query: Select[Any]) -> list[BatchRecord]:
         with self._engine.connect() as connection:
             return [BatchRecord.from_row(row) for row in connection.execute(query)]
+
+
+def _options(batch_id: str, text: str) -> dict[str, Any]:
+    """Options that do not read (a hand edited the row) are dropped with a warning, so one
+    row cannot break every list of batches."""
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        log.warning("batch %s has unreadable options %.200r; ignoring them", batch_id, text)
+        return {}
+    return options
 
 
 def _now(at: datetime | None) -> datetime:

@@ -18,6 +18,8 @@ import redis
 from core.keys import Keys
 
 HEARTBEAT_TTL_S = 15
+# The pool name, in heartbeats, of a supervisor whose balance is "off": one pool, all queues.
+ALL_QUEUES = "*"
 
 log = logging.getLogger("skyline.control")
 
@@ -59,11 +61,7 @@ class ControlRepository:
         if not names:
             return []
         raws = self.client.mget([self._keys(kind, n.decode())[0] for n in names])
-        beats = []
-        for raw in raws:
-            if raw:
-                record = json.loads(raw)
-                beats.append(Heartbeat(kind=kind, **record))
+        beats = [beat for raw in raws if raw and (beat := _heartbeat(kind, raw))]
         return sorted(beats, key=lambda b: b.name)
 
     def send(self, target: str, command: str, **options: Any) -> None:
@@ -91,3 +89,20 @@ class ControlRepository:
         if kind == "master":
             return self.keys.master(name), self.keys.masters()
         return self.keys.supervisor(name), self.keys.supervisors()
+
+
+def _heartbeat(kind: str, raw: bytes) -> Heartbeat | None:
+    """A heartbeat that does not read (another version wrote it, or a hand) is skipped."""
+    try:
+        record = json.loads(raw)
+        beat = Heartbeat(
+            name=str(record["name"]),
+            kind=kind,
+            status=str(record["status"]),
+            last_seen=float(record["last_seen"]),
+            details=dict(record.get("details") or {}),
+        )
+    except (ValueError, TypeError, KeyError):
+        log.warning("skipped an unreadable %s heartbeat: %.200r", kind, raw)
+        return None
+    return beat

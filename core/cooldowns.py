@@ -6,7 +6,16 @@ clock and hit the exact boundary. The key's own expiry only cleans up.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import redis
+
+from core.keys import Keys
+
+if TYPE_CHECKING:
+    from core.alert_channels import Channel
+    from core.settings import AlertSettings
 
 CLAIM = """
 local last = tonumber(redis.call('get', KEYS[1]))
@@ -54,3 +63,14 @@ class Cooldowns:
         the previous claim's time comes back, or none."""
         previous = "" if previous_ms is None else previous_ms
         self._undo(keys=[key], args=[now_ms, previous, max(keep_ms, 1)])
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """What every kind of alert needs: its settings, where it goes, and its cool-downs."""
+
+    cooldowns: Cooldowns
+    keys: Keys
+    settings: AlertSettings
+    channels: list[Channel]
+    env: str

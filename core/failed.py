@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, Engine, Insert, delete, false, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Engine,
+    Insert,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import session_factory
@@ -91,6 +103,14 @@ class FailedJobRepository:
     def remove_by_uuid(self, uuid: str) -> bool:
         return self._delete(delete(FailedJob).where(FailedJob.uuid == uuid)) > 0
 
+    def by_uuids(self, uuids: Sequence[str]) -> dict[str, FailedJobRecord]:
+        """The records of these job ids that are in the store, in one query (a page's rows)."""
+        if not uuids:
+            return {}
+        query = select(FailedJob).where(FailedJob.uuid.in_(list(uuids)))
+        with self._sessions.begin() as session:
+            return {row.uuid: FailedJobRecord.from_row(row) for row in session.scalars(query)}
+
     def get(self, id_or_uuid: int | str) -> FailedJobRecord | None:
         with self._sessions.begin() as session:
             row = session.scalars(select(FailedJob).where(_identity(id_or_uuid))).first()
@@ -102,12 +122,14 @@ class FailedJobRepository:
         queue: str | None = None,
         job_name: str | None = None,
         since: datetime | None = None,
+        search: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[FailedJobRecord]:
+        """Newest first; ``search`` finds text in the exception's class or message."""
         query = (
             select(FailedJob)
-            .where(*_filters(queue, job_name, since))
+            .where(*_filters(queue, job_name, since, search))
             .order_by(FailedJob.failed_at.desc(), FailedJob.id.desc())
             .limit(limit)
             .offset(offset)
@@ -121,8 +143,9 @@ class FailedJobRepository:
         queue: str | None = None,
         job_name: str | None = None,
         since: datetime | None = None,
+        search: str | None = None,
     ) -> int:
-        query = select(func.count(FailedJob.id)).where(*_filters(queue, job_name, since))
+        query = select(func.count(FailedJob.id)).where(*_filters(queue, job_name, since, search))
         with self._sessions.begin() as session:
             return session.execute(query).scalar_one()
 
@@ -151,10 +174,23 @@ class FailedJobRepository:
         with self._sessions.begin() as session:
             return [QueueFailures(*row) for row in session.execute(query)]
 
-    def pending_retry_ids(self, *, queue: str | None = None) -> list[int]:
-        query = select(FailedJob.id).where(FailedJob.retried_by.is_(None), *_filters(queue))
+    def pending_retry_ids(
+        self,
+        *,
+        queue: str | None = None,
+        job_name: str | None = None,
+        search: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[int]:
+        """Ids not yet retried, in id order from ``after`` on: a caller that retries many
+        takes them a ``limit`` at a time, and one it could not retry is not read again."""
+        conditions = _filters(queue, job_name, search=search)
+        query = select(FailedJob.id).where(
+            FailedJob.retried_by.is_(None), FailedJob.id > after, *conditions
+        )
         with self._sessions.begin() as session:
-            return list(session.scalars(query.order_by(FailedJob.id)))
+            return list(session.scalars(query.order_by(FailedJob.id).limit(limit)))
 
     def mark_retried(self, id: int, new_uuid: str, at: datetime | None = None) -> None:
         changes = dict(retried_by=new_uuid, retried_at=at or datetime.now(UTC))
@@ -186,7 +222,10 @@ def _identity(id_or_uuid: int | str) -> ColumnElement[bool]:
 
 
 def _filters(
-    queue: str | None = None, job_name: str | None = None, since: datetime | None = None
+    queue: str | None = None,
+    job_name: str | None = None,
+    since: datetime | None = None,
+    search: str | None = None,
 ) -> list[ColumnElement[bool]]:
     conditions = []
     if queue is not None:
@@ -195,4 +234,11 @@ def _filters(
         conditions.append(FailedJob.job_name == job_name)
     if since is not None:
         conditions.append(FailedJob.failed_at >= since)
+    if search:
+        conditions.append(
+            or_(
+                FailedJob.exception_class.icontains(search, autoescape=True),
+                FailedJob.message.icontains(search, autoescape=True),
+            )
+        )
     return conditions

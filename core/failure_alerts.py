@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from core.alert_channels import Channel, deliver
-from core.cooldowns import Cooldowns
+from core.alert_channels import deliver
+from core.cooldowns import Alerting
 from core.failed import FailedJobRecord, FailedJobRepository
-from core.keys import Keys
-from core.settings import AlertSettings
 
 JOB_FAILED = "job_failed"
 log = logging.getLogger("skyline.alerts")
@@ -75,27 +73,15 @@ class FailedJobs:
 
 
 class FailureAlerts:
-    def __init__(
-        self,
-        failed: FailedJobRepository,
-        cooldowns: Cooldowns,
-        keys: Keys,
-        settings: AlertSettings,
-        channels: list[Channel],
-        env: str,
-    ) -> None:
+    def __init__(self, failed: FailedJobRepository, alerting: Alerting) -> None:
         self._failed = failed
-        self._cooldowns = cooldowns
-        self._keys = keys
-        self._settings = settings
-        self._channels = channels
-        self._env = env
+        self._alerting = alerting
 
     def check(self, now: datetime) -> list[FailedJobs]:
-        cooldown = timedelta(seconds=self._settings.cooldown)
+        cooldown = timedelta(seconds=self._alerting.settings.cooldown)
         # A queue in its cool-down is not looked at; a failure just after an alert is
         # counted by the first check after the cool-down, at most one check interval later.
-        look_back = cooldown + 2 * timedelta(seconds=self._settings.check_interval)
+        look_back = cooldown + 2 * timedelta(seconds=self._alerting.settings.check_interval)
         sent = []
         for candidate in self._failed.failures_by_queue(now - look_back, now):
             alert = self._claim(candidate.connection, candidate.queue, now, cooldown)
@@ -106,20 +92,24 @@ class FailureAlerts:
     def _claim(
         self, connection: str, queue: str, now: datetime, cooldown: timedelta
     ) -> FailedJobs | None:
-        key = self._keys.alert_cooldown(JOB_FAILED, connection, queue)
-        previous = self._cooldowns.last(key)
+        key = self._alerting.keys.alert_cooldown(JOB_FAILED, connection, queue)
+        previous = self._alerting.cooldowns.last(key)
         since = _moment(previous, now) if previous is not None else now - cooldown
         found = self._failed.failures_by_queue(since, now, connection=connection, queue=queue)
         if not found:
             return None  # every failure came before the queue's previous alert
         now_ms, keep_ms = _ms(now), int(KEEP_LAST_ALERT.total_seconds() * 1000)
-        if not self._cooldowns.claim(key, now_ms, int(cooldown.total_seconds() * 1000), keep_ms):
+        if not self._alerting.cooldowns.claim(
+            key, now_ms, int(cooldown.total_seconds() * 1000), keep_ms
+        ):
             return None
         [latest] = self._failed.list(queue=queue, since=since, limit=1)
-        alert = FailedJobs(connection, queue, found[0].count, since, latest, now, self._env)
+        alert = FailedJobs(
+            connection, queue, found[0].count, since, latest, now, self._alerting.env
+        )
         log.warning("%s", alert.subject())
-        if self._channels and not deliver(alert, self._channels):
-            self._cooldowns.undo(key, now_ms, previous, keep_ms)
+        if self._alerting.channels and not deliver(alert, self._alerting.channels):
+            self._alerting.cooldowns.undo(key, now_ms, previous, keep_ms)
             return None
         return alert
 

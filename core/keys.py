@@ -104,6 +104,21 @@ class Keys:
     def measured_queues(self) -> str:
         return f"{self.prefix}metrics:queues"
 
+    def login_failures(self, scope: str, who: str) -> str:
+        """Failed dashboard sign-ins of one account or one address, within the window."""
+        return f"{self.prefix}login-failures:{scope}:{who}"
+
+    def claude_budget(self, model: str, part: str) -> str:
+        """One model's shared Claude rate limit; ``part`` is ``log`` (reservations by time)
+        or ``state`` (their totals, and what the API said remains until its reset). The hash
+        tag keeps both in one cluster slot for the limiter's script."""
+        return f"{self.prefix}{{claude-budget:{model}}}:{part}"
+
+    def claude_response(self, digest: str) -> str:
+        """A cached Claude response, by the digest of the request that produced it; with a
+        TTL, so an identical request within it reuses the answer instead of paying again."""
+        return f"{self.prefix}claude:response:{digest}"
+
     def queue_name(self, ready_key: str) -> str:
         """The queue name inside a ready-list key, e.g. from a BLPOP on a notify key."""
         return ready_key[ready_key.index("{queue:") + 7 : ready_key.index("}")]

@@ -25,6 +25,11 @@ class QueueFigures:
     runtime_ms_average: float  # since the last snapshot
     jobs_past_hour: int
 
+    @property
+    def wait_ms(self) -> float:
+        """The longest wait known now: the oldest job still waiting, or the measured p95."""
+        return max(self.oldest_wait_ms, self.wait_p95_ms)
+
 
 @dataclass(frozen=True)
 class LiveFigures:
@@ -63,7 +68,7 @@ def live_figures(
         jobs_past_hour=sum(sum(minute.values()) for minute in minutes),
         failed_past_7_days=metrics.failed_past(now, WEEK_HOURS),
         queues=figures,
-        max_wait_queue=_busiest(figures, "oldest_wait_ms"),
+        max_wait_queue=_busiest(figures, "wait_ms"),
         max_runtime_queue=_busiest(figures, "runtime_ms_average"),
         max_throughput_queue=_busiest(figures, "jobs_past_hour"),
     )

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -127,3 +128,92 @@ class MetricSnapshot(Base):
     processed: Mapped[int] = mapped_column(Integer)
     failed: Mapped[int] = mapped_column(Integer)
     pushed: Mapped[int] = mapped_column(Integer)
+
+
+class User(Base):
+    """A dashboard user: argon2 hash only, never the password."""
+
+    __tablename__ = "skyline_users"
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ApiToken(Base):
+    """A token for scripts: only its SHA-256 is kept, so a database leak reveals no token."""
+
+    __tablename__ = "skyline_api_tokens"
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEntry(Base):
+    """Who changed what, when, from the dashboard or its API."""
+
+    __tablename__ = "skyline_audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[str] = mapped_column(Text)  # JSON
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+CLAUDE_STATUSES = (
+    "status IN ('pending', 'processing', 'completed', 'failed', 'cancelled', 'expired')"
+)
+
+
+class ClaudeRequest(Base):
+    """One Claude API request: what was asked, what came back, what it cost."""
+
+    __tablename__ = "skyline_claude_requests"
+    __table_args__ = (
+        CheckConstraint(CLAUDE_STATUSES, name="status"),
+        CheckConstraint("priority IN ('high', 'normal', 'low')", name="priority"),
+        # An owner's requests and the requests in one status, newest first; a batch's progress.
+        Index("ix_skyline_claude_requests_owner_created", "owner", "created_at"),
+        Index("ix_skyline_claude_requests_status_created", "status", "created_at"),
+        Index("ix_skyline_claude_requests_batch", "batch_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(8))
+    model: Mapped[str] = mapped_column(String(128))
+    system: Mapped[str | None] = mapped_column(Text, nullable=True)
+    messages: Mapped[str] = mapped_column(Text)  # JSON: the Messages API's list
+    max_tokens: Mapped[int] = mapped_column(Integer)
+    temperature: Mapped[float] = mapped_column(Float)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    batch_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    response_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(Integer)
+    cache_read_input_tokens: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    cached: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -167,7 +167,12 @@ class JobRecordRepository:
     # --- reading ----------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobRecord | None:
-        return JobRecord.from_hash(self.client.hgetall(self.keys.job_record(job_id)))
+        """None when the record has expired, or cannot be read."""
+        return _read(self.client.hgetall(self.keys.job_record(job_id)))
+
+    def get_many(self, job_ids: list[str]) -> list[JobRecord | None]:
+        """Several records in one round trip, in the order asked."""
+        return self._load([job_id.encode() for job_id in job_ids])
 
     def counts(self) -> dict[JobIndex, int]:
         """Jobs in each index within its window (the trim may not have run yet)."""
@@ -214,7 +219,16 @@ class JobRecordRepository:
         pipe = self.client.pipeline(transaction=False)
         for job_id in ids:
             pipe.hgetall(self.keys.job_record(job_id.decode()))
-        return [JobRecord.from_hash(fields) for fields in pipe.execute()]
+        return [_read(fields) for fields in pipe.execute()]
+
+
+def _read(fields: dict[bytes, bytes]) -> JobRecord | None:
+    """A record that another version or a hand edit left malformed reads as missing, so
+    one bad hash cannot break a page that lists it."""
+    try:
+        return JobRecord.from_hash(fields)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _ending(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.alert_channels import configured_channels
 from core.alerts import LongWait, WaitAlerts
-from core.cooldowns import Cooldowns
+from core.cooldowns import Alerting, Cooldowns
 from core.failure_alerts import FailedJobs, FailureAlerts
 from core.metrics import MetricsRepository
 from core.runtime import Runtime
@@ -28,17 +28,17 @@ class ScheduledTasks:
         runtime.ensure_schema()
         client, keys, settings = runtime.queue().client, runtime.dispatcher.keys, runtime.settings
         channels, cooldowns = configured_channels(settings.alerts), Cooldowns(client)
-        alert = (settings.alerts, channels, settings.env)
+        alerting = Alerting(cooldowns, keys, settings.alerts, channels, settings.env)
         failures = None
         if settings.alerts.failed_jobs:
-            failures = FailureAlerts(runtime.failed_store, cooldowns, keys, *alert)
+            failures = FailureAlerts(runtime.failed_store, alerting)
         snapshots = SnapshotRepository(runtime.engine)
         interval_s = settings.metrics.snapshot_interval
         taker = SnapshotTaker(client, keys, MetricsRepository(client, keys), snapshots, interval_s)
         return cls(
             settings=settings,
             taker=taker,
-            alerts=WaitAlerts(runtime.queue, cooldowns, keys, *alert),
+            alerts=WaitAlerts(runtime.queue, alerting),
             failures=failures,
         )
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -22,6 +21,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from core.claude.settings import ClaudeSettings
+from core.config_model import ConfigError, Strict
+from core.dashboard_settings import DashboardSettings
 
 DEFAULT_CONFIG_FILE = "skyline.toml"
 DEFAULT_STATE_DIR = ".skyline"
@@ -42,6 +45,10 @@ NESTED_ENVIRONMENT = {
     "SKYLINE_SLACK_WEBHOOK_URL": ("alerts", "slack_webhook_url"),
     "SKYLINE_SMTP_USER": ("alerts", "email", "user"),
     "SKYLINE_SMTP_PASSWORD": ("alerts", "email", "password"),
+    "SKYLINE_METRICS_TOKEN": ("dashboard", "metrics_token"),
+    "ANTHROPIC_API_KEY": ("claude", "api_key"),
+    "ANTHROPIC_BASE_URL": ("claude", "base_url"),
+    "SKYLINE_CLAUDE_WEBHOOK_SECRET": ("claude", "webhook_secret"),
 }
 LIST_VARIABLES = {"secret", "app"}
 SENSITIVE_KEYS = {
@@ -54,6 +61,8 @@ SENSITIVE_KEYS = {
     "webhook_secret",
     "slack_webhook_url",
     "password",
+    "metrics_token",
+    "api_key",
 }
 DEFAULT_SNAPSHOT_INTERVAL_S = 300
 DEFAULT_RETENTION_DAYS = 7
@@ -61,15 +70,7 @@ DEFAULT_ALERT_COOLDOWN_S = 300
 DEFAULT_ALERT_CHECK_INTERVAL_S = 60
 
 
-class ConfigError(Exception):
-    """A setting is wrong; the message is one line naming file, key and fix."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ConnectionSettings(_Strict):
+class ConnectionSettings(Strict):
     driver: Literal["redis", "sync"] = "redis"
     url: str | None = None
     retry_after: int = Field(default=30, ge=MIN_RETRY_AFTER_S)
@@ -77,7 +78,7 @@ class ConnectionSettings(_Strict):
     after_commit: bool = False
 
 
-class WorkerSettings(_Strict):
+class WorkerSettings(Strict):
     """Defaults for ``skyline work`` options; flags override them."""
 
     timeout: int = Field(default=60, ge=0)
@@ -88,12 +89,12 @@ class WorkerSettings(_Strict):
     concurrency: int = Field(default=1, ge=1)
 
 
-class MetricsSettings(_Strict):
+class MetricsSettings(Strict):
     snapshot_interval: int = Field(default=DEFAULT_SNAPSHOT_INTERVAL_S, ge=1)  # seconds
     retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, gt=0)
 
 
-class EmailSettings(_Strict):
+class EmailSettings(Strict):
     model_config = ConfigDict(populate_by_name=True)
 
     host: str
@@ -106,7 +107,7 @@ class EmailSettings(_Strict):
     timeout: float = Field(default=10.0, gt=0)  # seconds
 
 
-class AlertSettings(_Strict):
+class AlertSettings(Strict):
     """Seconds throughout; ``waits`` maps ``"connection:queue"`` to a wait threshold."""
 
     waits: dict[str, float] = {}
@@ -152,7 +153,7 @@ HOUR_S = 3600
 WEEK_S = 7 * 24 * HOUR_S
 
 
-class RecordSettings(_Strict):
+class RecordSettings(Strict):
     """Job records and metrics (``[records]``): how long each index keeps a job, in seconds."""
 
     enabled: bool = True
@@ -171,7 +172,7 @@ def _default_connections() -> dict[str, ConnectionSettings]:
     return {"redis": ConnectionSettings(), "sync": ConnectionSettings(driver="sync")}
 
 
-class Settings(_Strict):
+class Settings(Strict):
     app: list[str] = []
     env: str = "local"
     prefix: str = "skyline:"
@@ -190,6 +191,8 @@ class Settings(_Strict):
     master_memory: int = Field(default=256, ge=1)
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    claude: ClaudeSettings = ClaudeSettings()
 
     @field_validator("secret")
     @classmethod

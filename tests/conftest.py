@@ -31,6 +31,12 @@ SECRET = "test-secret-0123456789abcdef"
 TEST_APP = "tests.jobs"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: while Playwright's sync API is open, its event loop counts
+    as running on the main thread, and any ``asyncio.run`` there would fail."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ import redis
 
 from core.alert_channels import SIGNATURE_HEADER, configured_channels
 from core.alerts import LongWait, WaitAlerts
-from core.cooldowns import Cooldowns
+from core.cooldowns import Alerting, Cooldowns
 from core.keys import Keys
 from core.queue import RedisQueue
 from core.runtime import Runtime
@@ -83,14 +83,8 @@ def alert_settings(webhook, slack, smtp) -> AlertSettings:
 def monitor(runtime: Runtime, alerts: AlertSettings, client: redis.Redis | None = None):
     client = client or runtime.queue().client
     keys = runtime.dispatcher.keys
-    return WaitAlerts(
-        lambda _connection: RedisQueue(client, keys),
-        Cooldowns(client),
-        keys,
-        alerts,
-        configured_channels(alerts),
-        env="production",
-    )
+    alerting = Alerting(Cooldowns(client), keys, alerts, configured_channels(alerts), "production")
+    return WaitAlerts(lambda _connection: RedisQueue(client, keys), alerting)
 
 
 def push(runtime: Runtime, queue: str = "default") -> datetime:

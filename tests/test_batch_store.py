@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 from core.batch_store import (
@@ -30,7 +30,7 @@ from core.db import (
     schema_is_current,
 )
 from core.failed import FailedJobRepository
-from core.models import BatchJob
+from core.models import BatchJob, JobBatch
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HAIR = timedelta(microseconds=1)
@@ -295,6 +295,16 @@ def test_job_ids_in_recorded_order_by_status(batches):
     assert batches.job_ids(str(uuid4())) == []
     with pytest.raises(ValueError):
         batches.job_ids(batch.id, "lost")
+
+
+def test_job_ids_come_a_page_at_a_time(batches):
+    batch = new_batch(batches, total_jobs=5)
+    for n, job_id in enumerate("abcde"):
+        batches.record_success(batch.id, job_id, at=T0 + timedelta(seconds=n))
+    assert batches.job_ids(batch.id, "completed", limit=2) == ["a", "b"]
+    assert batches.job_ids(batch.id, "completed", limit=2, offset=2) == ["c", "d"]
+    assert batches.job_ids(batch.id, limit=2, offset=4) == ["e"]
+    assert batches.job_ids(batch.id, offset=3) == ["d", "e"]
 
 
 def test_delete_removes_the_batch_and_its_jobs(batches, engine):
@@ -579,3 +589,12 @@ def test_processes_adding_jobs_while_others_succeed_lose_no_update(batches, data
     run_in_processes(database_url, batch.id, plans)
     assert counters(batches.get(batch.id)) == (160, 0, 0)
     assert len(batches.job_ids(batch.id, BatchJobStatus.COMPLETED)) == 160
+
+
+def test_a_batch_with_unreadable_options_still_lists(engine):
+    batches = BatchRepository(engine)
+    batches.create(id="b-1", name="nightly", total_jobs=1, options={"allow_failures": True})
+    with engine.begin() as connection:
+        connection.execute(update(JobBatch).values(options="{broken"))
+    [batch] = batches.list()
+    assert (batch.id, batch.options) == ("b-1", {})

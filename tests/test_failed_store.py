@@ -114,6 +114,15 @@ def test_same_uuid_updates_the_existing_row(failed):
     )
 
 
+def test_by_uuids_reads_the_stored_ones_in_one_go(failed):
+    first, second = str(uuid4()), str(uuid4())
+    record(failed, uuid=first, message="first")
+    record(failed, uuid=second, message="second")
+    found = failed.by_uuids([first, second, "not-stored"])
+    assert {uuid: r.message for uuid, r in found.items()} == {first: "first", second: "second"}
+    assert failed.by_uuids([]) == {}
+
+
 def test_remove_by_uuid(failed):
     uuid = str(uuid4())
     record(failed, uuid=uuid)
@@ -192,3 +201,27 @@ def test_concurrent_writers_share_the_store(failed):
 def test_schema_revision_constant_is_alembic_head(engine):
     assert alembic_head() == SCHEMA_REVISION
     assert schema_is_current(engine)
+
+
+# --- searching, and retrying many (the dashboard's failed list) ----------------------------
+
+
+def test_search_finds_text_in_the_exception_class_or_message(failed):
+    timeout = record(failed, exception_class="JobTimeoutError", message="ran over 30 s")
+    value = record(failed, message="bad 100% value_x")
+    assert [r.id for r in failed.list(search="timeout")] == [timeout]
+    assert [r.id for r in failed.list(search="RAN OVER")] == [timeout]
+    assert [r.id for r in failed.list(search="100%")] == [value]
+    assert failed.list(search="1_0") == []  # % and _ are text, not wildcards
+    assert failed.count(search="value") == 1
+    assert failed.count(search="") == 2
+
+
+def test_pending_retry_ids_come_a_chunk_at_a_time_with_filters(failed):
+    ids = [record(failed, job_name="a", message=f"boom {n}") for n in range(5)]
+    other = record(failed, job_name="b")
+    failed.mark_retried(ids[1], str(uuid4()))
+    assert failed.pending_retry_ids(job_name="a", limit=2) == [ids[0], ids[2]]
+    assert failed.pending_retry_ids(job_name="a", after=ids[2], limit=2) == [ids[3], ids[4]]
+    assert failed.pending_retry_ids(search="boom 4") == [ids[4]]
+    assert failed.pending_retry_ids(after=ids[4]) == [other]

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from core.alert_channels import configured_channels
-from core.cooldowns import Cooldowns
+from core.cooldowns import Alerting, Cooldowns
 from core.failed import FailedJobRepository
 from core.failure_alerts import FailureAlerts
 from core.keys import Keys
@@ -44,7 +44,9 @@ def alerts(failed, redis_client, webhook) -> FailureAlerts:
         webhook_secret=SECRET,
     )
     channels = configured_channels(settings)
-    return FailureAlerts(failed, Cooldowns(redis_client), Keys(), settings, channels, "staging")
+    return FailureAlerts(
+        failed, Alerting(Cooldowns(redis_client), Keys(), settings, channels, "staging")
+    )
 
 
 def fail(failed: FailedJobRepository, queue: str, at: datetime, message: str = "boom") -> str:

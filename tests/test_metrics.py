@@ -13,7 +13,7 @@ import redis
 from core import dispatch_bulk
 from core.execution import WorkerDefaults
 from core.keys import Keys
-from core.live_metrics import live_figures
+from core.live_metrics import QueueFigures, live_figures
 from core.metrics import WAIT_BUCKETS_MS, MetricsRepository, MetricTotals, wait_bucket
 from core.payload import now_ms
 from core.queue import RedisQueue
@@ -229,3 +229,10 @@ def test_recording_adds_no_round_trip_per_job(runtime, redis_url):
     round_trips(True, 1)  # loads the scripts
     recording, plain = round_trips(True, 200), round_trips(False, 200)
     assert plain <= recording <= plain + 1  # + what is left when the worker goes idle
+
+
+def test_a_queue_wait_is_its_oldest_waiting_job_or_its_measured_p95_whichever_is_longer():
+    """So the overview's max wait does not read empty while measured waits are high."""
+    quiet = QueueFigures("quiet", 0, 0.0, 100.0, 4_000.0, 5.0, 10)
+    busy = QueueFigures("busy", 3, 1_500.0, 50.0, 900.0, 5.0, 10)
+    assert (quiet.wait_ms, busy.wait_ms) == (4_000.0, 1_500.0)

@@ -367,3 +367,21 @@ def test_records_and_indexes_expire_back_to_an_empty_redis(settings, redis_clien
     assert redis_client.dbsize() == 2
     assert redis_client.exists(keys.metrics_interval(), keys.measured_queues()) == 2
     assert redis_client.info("memory")["used_memory"] - empty < (full - empty) / 20
+
+
+# --- unreadable records ---------------------------------------------------------------------
+
+
+def test_an_unreadable_record_reads_as_missing_and_is_left_out_of_pages(
+    runtime, records, redis_client
+):
+    good = jobs.noop.dispatch(1)
+    broken = jobs.noop.dispatch(2)
+    strange = jobs.noop.dispatch(3)
+    keys = runtime.dispatcher.keys
+    redis_client.hset(keys.job_record(broken), "payload", "{not json")
+    redis_client.hset(keys.job_record(strange), "status", "exploded")
+
+    assert records.get(broken) is None and records.get(strange) is None
+    assert [r.id for r in records.page(JobIndex.PENDING).records] == [good]
+    assert [r and r.id for r in records.get_many([strange, good, "never"])] == [None, good, None]

@@ -265,7 +265,8 @@ def test_alert_settings_come_from_toml_and_secrets_from_the_environment(config):
     )
     assert alerts.email.password.get_secret_value() == "smtp-password-from-env"
     shown = repr(settings)
-    assert all(secret not in shown for secret in ("webhook-secret", "token", "smtp-password"))
+    secrets = ("webhook-secret-from-env", "hooks.slack.test", "smtp-password-from-env")
+    assert all(secret not in shown for secret in secrets)
 
 
 def test_an_smtp_login_alone_does_not_make_an_email_channel(config):
@@ -292,3 +293,21 @@ def test_a_webhook_without_a_secret_is_refused_without_echoing_its_url(config):
     with pytest.raises(ConfigError, match="webhook_url needs webhook_secret") as caught:
         load_settings(path, environ={})
     assert "abc123" not in str(caught.value)
+
+
+def test_the_dashboard_metrics_token_comes_from_the_environment_and_is_never_shown(config):
+    environ = {"SKYLINE_METRICS_TOKEN": "scrape-me-please-123"}
+    settings = load_settings(config("[dashboard]\nport = 9000\n"), environ=environ)
+    assert settings.dashboard.port == 9000
+    assert settings.dashboard.metrics_token.get_secret_value() == "scrape-me-please-123"
+    assert "scrape-me-please-123" not in repr(settings)
+
+
+def test_a_gate_must_name_a_module_and_a_function(config):
+    with pytest.raises(ConfigError, match=r"\[dashboard.auth\] gate.*module.path:function"):
+        load_settings(config('[dashboard.auth]\ngate = "myapp.auth.can_view"\n'), environ={})
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(config):
+    with pytest.raises(ConfigError, match=r"trusted_proxies.*not an IP address"):
+        load_settings(config('[dashboard.auth]\ntrusted_proxies = ["proxy.local"]\n'), environ={})

@@ -12,9 +12,9 @@ import redis
 from sqlalchemy import Engine, inspect
 
 from core.alerts import WaitAlerts
-from core.cooldowns import Cooldowns
+from core.cooldowns import Alerting, Cooldowns
+from core.db import SCHEMA_REVISION, migrate
 from core.db import database_engine as create_engine_for
-from core.db import migrate
 from core.keys import Keys
 from core.metrics import WAIT_BUCKETS_MS, MetricsRepository, MetricTotals
 from core.queue import RedisQueue
@@ -199,9 +199,8 @@ def test_the_scheduled_prune_keeps_the_retention(snapshots, redis_client, settin
 
 def tasks_for(settings: Settings, client: redis.Redis, snapshots, counters) -> ScheduledTasks:
     keys = Keys(settings.prefix)
-    alerts = WaitAlerts(
-        lambda _: RedisQueue(client, keys), Cooldowns(client), keys, settings.alerts, [], "test"
-    )
+    alerting = Alerting(Cooldowns(client), keys, settings.alerts, [], "test")
+    alerts = WaitAlerts(lambda _: RedisQueue(client, keys), alerting)
     interval_s = settings.metrics.snapshot_interval
     return ScheduledTasks(
         settings, SnapshotTaker(client, keys, counters, snapshots, interval_s), alerts
@@ -335,7 +334,7 @@ def test_migrate_adds_the_snapshot_table_to_a_0002_database(blank_database_url):
     alembic(engine, "upgrade", "0002")
     assert "skyline_metric_snapshots" not in inspect(engine).get_table_names()
     migrate(engine)
-    assert versions(engine) == ["0003"]
+    assert versions(engine) == [SCHEMA_REVISION]
     SnapshotRepository(engine).record([row("a", T0)])
     assert SnapshotRepository(engine).names("job") == ["a"]
     index = {ix["name"]: ix for ix in inspect(engine).get_indexes("skyline_metric_snapshots")}

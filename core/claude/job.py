@@ -1,0 +1,186 @@
+"""The job that runs one Claude request, registered as ``skyline.claude.request``.
+
+Workers that serve the ``claude-high``, ``claude-normal`` and ``claude-low`` queues list
+this module in their ``app`` setting. The job is async, so one worker process with
+``concurrency`` > 1 keeps many slow API calls in flight; the SQL writes run in threads.
+
+What happens after an error is the API's call: a 429 or 529 brings the job back after
+the ``retry-after`` the API sent (a 429 without using a try, unless configured otherwise);
+a 5xx, a timeout or a network error raises, so the queue's tries and backoff apply; a
+request the API rejects (400, 401, 403, 404, 413, ...) fails at once with its message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from core.claude.cost import Usage, cost_usd, estimate_input_tokens
+from core.claude.records import UNFINISHED, ClaudeRequestRecord, Response
+from core.claude.services import ClaudeServices, default_services
+from core.claude.settings import ClaudeSettings
+from core.context import JobContext, current_job
+from core.execution import MaxAttemptsExceededError, backoff_delay
+from core.job import PreparedJob, job
+
+if TYPE_CHECKING:
+    from core.claude.api import Answer, Judgement
+
+JOB_NAME = "skyline.claude.request"
+# The job's timeout is the API call's plus this: the wait for rate-limit budget and the
+# SQL writes happen inside the job too.
+JOB_TIMEOUT_MARGIN_S = 120
+
+
+def queue_for(priority: str) -> str:
+    return f"claude-{priority}"
+
+
+class Limiter(Protocol):
+    """The shared rate limiter, as the job uses it; one per run of the job, so it may keep
+    what ``acquire`` reserved until ``record`` settles it."""
+
+    async def acquire(self, model: str, input_tokens_estimate: int, max_tokens: int) -> float:
+        """Wait for budget. 0 when the request may go now; else the seconds after which to
+        try again (the job is then released for that long, without using a try)."""
+        ...
+
+    def record(self, model: str, usage: Usage | None, headers: Mapping[str, str]) -> None:
+        """What the request used (None: it was not answered) and the API's rate-limit headers."""
+        ...
+
+
+class NoLimit:
+    async def acquire(self, model: str, input_tokens_estimate: int, max_tokens: int) -> float:
+        return 0.0
+
+    def record(self, model: str, usage: Usage | None, headers: Mapping[str, str]) -> None:
+        return None
+
+
+def limiter_for(services: ClaudeServices) -> Limiter:
+    """The seam where the shared Redis rate limiter plugs in."""
+    return NoLimit()
+
+
+def _failed_for_good(exc: BaseException, request_id: str) -> None:
+    """The worker gave up on the job (tries used up, timed out, worker lost): the record
+    says why, in the words of the last attempt when it was simply one try too many."""
+    from core.claude import api
+
+    error = None if isinstance(exc, MaxAttemptsExceededError) else api.judge(exc).error
+    default_services().requests.failed(request_id, error)
+
+
+@job(name=JOB_NAME, on_failed=_failed_for_good)
+async def process_request(request_id: str) -> None:
+    services = default_services()
+    await run_request(services, request_id, limiter_for(services))
+
+
+def request_job(request_id: str, priority: str, settings: ClaudeSettings) -> PreparedJob:
+    """The job for one stored request, on its priority's queue, with the Claude retry policy."""
+    return process_request.options(
+        queue=queue_for(priority),
+        tries=settings.tries,
+        backoff=settings.backoff,
+        timeout=settings.timeout_s + JOB_TIMEOUT_MARGIN_S,
+    ).prepare(request_id)
+
+
+async def run_request(services: ClaudeServices, request_id: str, limiter: Limiter) -> None:
+    request = await asyncio.to_thread(services.requests.get, request_id)
+    if request is None or request.status not in UNFINISHED:
+        return  # cancelled, expired or already answered: it is not sent
+    if await asyncio.to_thread(_answer_from_cache, services, request):
+        return
+    estimate = estimate_input_tokens(request.messages, request.system)
+    wait_s = await limiter.acquire(request.model, estimate, request.max_tokens)
+    if wait_s > 0:
+        current_job().release(wait_s, counts=False)
+        return
+    started = await asyncio.to_thread(services.requests.processing, request_id)
+    if started is None:
+        # Cancelled while it waited for budget: give the budget back.
+        await asyncio.to_thread(limiter.record, request.model, None, {})
+        return
+    from core.claude import api  # the SDK takes seconds to import: only where it is used
+
+    try:
+        answer = await api.create_message(services.claude, started)
+    except Exception as exc:
+        judgement = api.judge(exc)
+        await asyncio.to_thread(_after_error, services, started, limiter, judgement, exc)
+        return
+    await asyncio.to_thread(_after_answer, services, started, limiter, answer)
+
+
+def _answer_from_cache(services: ClaudeServices, request: ClaudeRequestRecord) -> bool:
+    cached = services.cache.get(request)
+    if cached is None:
+        return False
+    if services.requests.processing(request.id) is not None:
+        response = Response(cached.text, cached.stop_reason, Usage(), 0.0, cached=True)
+        services.requests.completed(request.id, response)
+    return True
+
+
+def _after_answer(
+    services: ClaudeServices, request: ClaudeRequestRecord, limiter: Limiter, answer: Answer
+) -> None:
+    limiter.record(request.model, answer.usage, answer.headers)
+    prices = services.claude.models.get(request.model)
+    cost = cost_usd(answer.usage, prices) if prices else 0.0
+    response = Response(answer.text, answer.stop_reason, answer.usage, cost)
+    services.requests.completed(request.id, response)
+    services.cache.put(request, answer.text, answer.stop_reason)
+
+
+def _after_error(
+    services: ClaudeServices,
+    request: ClaudeRequestRecord,
+    limiter: Limiter,
+    judgement: Judgement,
+    exc: Exception,
+) -> None:
+    from core.claude.api import Action
+
+    limiter.record(request.model, None, judgement.headers)
+    if judgement.action is Action.FAIL:
+        _fail(services, request, judgement.error, exc)
+        return
+    services.requests.retrying(request.id, judgement.error)
+    if judgement.action is Action.RETRY:
+        raise exc  # the queue's tries and backoff decide; the failed hook has the last word
+    _come_back_later(services, request, judgement, exc)
+
+
+def _come_back_later(
+    services: ClaudeServices, request: ClaudeRequestRecord, judgement: Judgement, exc: Exception
+) -> None:
+    """After a 429 or 529: release the job for the ``retry-after`` the API sent (else the
+    backoff). A 429 gives its try back when so configured: the API never ran the request."""
+    from core.claude.api import Action
+
+    ctx = current_job()
+    free = judgement.action is Action.RATE_LIMITED and services.claude.retry_429_free
+    if not free and _last_try(ctx):
+        _fail(services, request, judgement.error, exc)  # released, it would only be refused
+        return
+    delay_s = judgement.retry_after_s
+    if delay_s is None:
+        delay_s = backoff_delay(services.claude.backoff, max(ctx.attempts, 1))
+    ctx.release(delay_s, counts=not free)
+
+
+def _fail(
+    services: ClaudeServices, request: ClaudeRequestRecord, error: str, exc: Exception
+) -> None:
+    services.requests.failed(request.id, error)
+    current_job().fail(exc)  # the failed-jobs store keeps the SDK's exception and traceback
+
+
+def _last_try(ctx: JobContext) -> bool:
+    tries = ctx.body.get("options", {}).get("tries")
+    return bool(tries) and ctx.attempts >= tries
