@@ -23,3 +23,31 @@ def noop() -> None:
 async def async_sleep_10ms() -> None:
     """Waits 10 ms without holding the CPU, like a small network call."""
     await asyncio.sleep(SLEEP_S)
+
+
+# --- more names and queues, for bench/dashboard.py's filters --------------------------
+
+
+class PaymentDeclined(Exception):
+    pass
+
+
+@job(queue="emails")
+def send_email(user_id: int) -> None:
+    """A no-op under another name and queue, so the dashboard's filters have a choice."""
+
+
+@job(queue="images")
+def resize_image(image_id: int) -> None:
+    """A no-op on a third queue."""
+
+
+@job(queue=BENCH_QUEUE)
+def heartbeat() -> None:
+    """A no-op that bench/dashboard.py's config silences, to fill the silenced list."""
+
+
+@job(queue="payments", tries=1)
+def charge_card(order_id: int) -> None:
+    """Always fails at once: real failures, with the Redis records a worker writes."""
+    raise PaymentDeclined(f"card declined for order {order_id}: insufficient_funds")

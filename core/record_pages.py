@@ -46,6 +46,7 @@ def scan_page(
         if not entries:
             return Page(found, None)
         scanned += len(entries)
+        chunk = min(chunk * 2, SCAN_CHUNK)  # a page that filters reads on in bigger chunks
         for (_, score), record in zip(entries, load([i for i, _ in entries]), strict=True):
             if boundary is not None and score < boundary:
                 return Page(found, boundary)

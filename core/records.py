@@ -35,6 +35,17 @@ FINISHED_INDEXES = (
 )  # the order record_finished.lua expects
 
 
+# The statuses each list shows, for reading a monitored tag's own index instead.
+INDEX_STATUSES = {
+    JobIndex.RECENT: frozenset(JobStatus),
+    JobIndex.PENDING: frozenset({JobStatus.PENDING, JobStatus.RESERVED, JobStatus.RELEASED}),
+    JobIndex.COMPLETED: frozenset({JobStatus.COMPLETED}),
+    JobIndex.SILENCED: frozenset({JobStatus.SILENCED}),
+    JobIndex.FAILED: frozenset({JobStatus.FAILED}),
+    JobIndex.RECENT_FAILED: frozenset({JobStatus.FAILED}),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class PushedJob:
     body: dict[str, Any]
@@ -198,10 +209,16 @@ class JobRecordRepository:
         For ``JobIndex.MONITORED`` the tag names the index; elsewhere it filters.
         """
         index = JobIndex(index)
+        statuses: frozenset[JobStatus] | None = None
         if index is JobIndex.MONITORED:
             if tag is None:
                 raise ValueError("the monitored index needs a tag")
             key, tag = self.keys.monitored_jobs(tag), None
+        elif tag is not None and self.client.sismember(self.keys.monitoring(), tag):
+            # A monitored tag has an index of its own: reading it for a rare tag beats
+            # scanning a whole list. It is ordered by push time and kept for longer.
+            key, statuses, tag = self.keys.monitored_jobs(tag), INDEX_STATUSES[index], None
+            index = JobIndex.MONITORED
         else:
             key = self._index[index]
 
@@ -210,6 +227,7 @@ class JobRecordRepository:
                 (queue is None or record.queue == queue)
                 and (job_name is None or record.name == job_name)
                 and (tag is None or tag in record.tags)
+                and (statuses is None or record.status in statuses)
             )
 
         oldest = now_ms() - self.windows_s[index] * 1000

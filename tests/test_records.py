@@ -279,6 +279,24 @@ def test_a_monitored_tag_keeps_its_jobs_for_the_monitored_window(
     assert not redis_client.exists(keys.monitored_jobs("Customer:7101"))
 
 
+def test_a_list_filtered_by_a_monitored_tag_reads_the_tag_s_own_index(
+    runtime, records, work, redis_client
+):
+    records.monitor("vip")
+    done = jobs.bare_noop.options(tags=["vip"]).dispatch()
+    work()
+    waiting = jobs.bare_noop.options(tags=["vip"]).dispatch()
+    plain = jobs.bare_noop.dispatch()
+    keys = runtime.dispatcher.keys
+    redis_client.delete(keys.job_index("completed"), keys.job_index("pending"))
+
+    completed = records.page(JobIndex.COMPLETED, tag="vip").records
+    pending = records.page(JobIndex.PENDING, tag="vip").records
+    assert [r.id for r in completed] == [done]  # found without the completed list
+    assert [r.id for r in pending] == [waiting]
+    assert plain not in {r.id for r in records.page(JobIndex.RECENT, tag="vip").records}
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
