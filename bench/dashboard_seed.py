@@ -106,6 +106,7 @@ def seed_jobs(bench: Bench, rng: random.Random, completed: int, failing: int) ->
     rng.shuffle(prepared)
     workers = start_workers(bench)
     try:
+        wait_until_listening(bench, workers)
         for start in range(0, len(prepared), WAVE):
             dispatch_bulk(prepared[start : start + WAVE])
             wait_until_drained(bench, workers)
@@ -128,6 +129,16 @@ def start_workers(bench: Bench) -> list[subprocess.Popen]:
                 )
             )
     return workers
+
+
+def wait_until_listening(bench: Bench, workers: list[subprocess.Popen]) -> None:
+    """Until every worker blocks on its queues: under load a worker takes seconds to start,
+    and one still importing when the drain ends would die of the SIGTERM meant to stop it."""
+    client = bench.runtime.queue().client
+    while sum(1 for c in client.client_list() if c["cmd"] == "blpop") < len(workers):
+        if any(worker.poll() is not None for worker in workers):
+            raise SystemExit(f"a worker stopped while starting; worker-0 said:\n{log_tail(bench)}")
+        time.sleep(POLL_S)
 
 
 def wait_until_drained(bench: Bench, workers: list[subprocess.Popen]) -> None:

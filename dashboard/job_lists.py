@@ -124,7 +124,7 @@ def row_of_record(record: JobRecord) -> JobRow:
         attempts=record.attempts,
         pushed_at=moment(record.pushed_at),
         finished_at=moment(record.completed_at or record.failed_at),
-        due_at=moment(record.available_at) if record.available_at > record.pushed_at else None,
+        due_at=moment(record.available_at) if delayed(record) else None,
         runtime_ms=record.runtime_ms,
         exception=record.exception,
         retried_by=record.retried_by,
@@ -196,3 +196,11 @@ def tab_counts(dash: Dashboard) -> dict[str, int]:
     counts = dash.records.counts()
     tabs = {status: counts[index] for status, index in RECORD_LISTS.items()}
     return tabs | {"failed": dash.failed.count()}
+
+
+DELAY_SHOWN_MS = 1000  # a job becomes available a moment after its body is stamped
+
+
+def delayed(record: JobRecord) -> bool:
+    """Delayed, or released to run again later, as opposed to pushed just now."""
+    return record.available_at - record.pushed_at >= DELAY_SHOWN_MS

@@ -74,6 +74,16 @@ def fails_until(attempt_ok: int) -> None:
         raise RuntimeError(f"attempt {attempt} fails")
 
 
+@job(tries=1)
+def fails_unless_retried(n: int = 0) -> None:
+    """Fails for good on its first run; its retry from the failed store (which names the
+    job it retries) completes."""
+    retry_of = current_job().body.get("retry_of")
+    record("fails_unless_retried", n=n, retry_of=retry_of)
+    if not retry_of:
+        raise RuntimeError(f"order {n}: the payment gateway timed out")
+
+
 @job
 def releases_once() -> None:
     attempt = current_job().attempts

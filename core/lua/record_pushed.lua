@@ -27,6 +27,7 @@ for j = 1, jobs do
   local id, pushed_at, available_at = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local ttl, tag_list, retried_from = ARGV[a + 4], ARGV[a + 6], ARGV[a + 7]
   local record = KEYS[3 + j]
+  local place = string.format('.%04d', (first_place + j) % 10000)
   redis.call('hset', record, 'status', 'pending', 'attempts', '0', 'payload', ARGV[a + 5])
   if retried_from ~= '' then
     redis.call('hset', record, 'retried_from', retried_from)
@@ -34,14 +35,13 @@ for j = 1, jobs do
   if any_watched and tag_list ~= '' then
     for _, tag in ipairs(cjson.decode(tag_list)) do
       if watched[tag] then
-        redis.call('zadd', watched[tag], pushed_at, id)
+        redis.call('zadd', watched[tag], pushed_at .. place, id)
         redis.call('hset', record, 'monitored', 1)
         ttl = math.max(tonumber(ttl), monitored_ttl)
       end
     end
   end
   redis.call('expire', record, ttl)
-  local place = string.format('.%04d', (first_place + j) % 10000)
   recent[2 * j - 1], recent[2 * j] = pushed_at .. place, id
   pending[2 * j - 1], pending[2 * j] = available_at .. place, id
 end
