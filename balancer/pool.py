@@ -4,6 +4,11 @@ Each worker gets a pipe on which it writes ``B`` when a job starts and ``I`` whe
 ends, so the pool knows which workers are idle (those are stopped first when it
 shrinks), how busy the pool is and how long jobs take, without a Redis write per job.
 Workers are started with PR_SET_PDEATHSIG, so they get SIGTERM if the master dies.
+
+A worker's first status, ``R``, says its signal handlers are in place. Until then a
+SIGUSR2 would kill it (the default action), so the pool signals a pause or a continue
+only to ready workers; one that becomes ready gets the signal its state lacks then, and
+a worker spawned while the pool is paused starts with ``--paused``.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ class WorkerProcess:
     process: subprocess.Popen
     status_fd: int
     started_at: float
+    paused: bool  # what the worker was last told, by a flag or a signal
     busy: int = 0
     stopping_since: float | None = None
+    ready: bool = False  # its first status came: its signal handlers are in place
 
     @property
     def pid(self) -> int:
@@ -98,7 +105,11 @@ class ProcessPool:
         self._last_read = now
         for worker in self.workers:
             self._stats.busy_seconds += worker.busy * elapsed
-            for byte in _read_all(worker.status_fd):
+            status = _read_all(worker.status_fd)
+            if status and not worker.ready:
+                worker.ready = True
+                self._tell(worker)
+            for byte in status:
                 if byte == ord("B"):
                     worker.busy += 1
                 elif byte == ord("I") and worker.busy > 0:
@@ -127,11 +138,13 @@ class ProcessPool:
 
     def pause(self) -> None:
         self.paused = True
-        self._signal_all(signal.SIGUSR2)
+        for worker in self.live:
+            self._tell(worker)
 
     def resume(self) -> None:
         self.paused = False
-        self._signal_all(signal.SIGCONT)
+        for worker in self.live:
+            self._tell(worker)
 
     def terminate(self, now: float) -> None:
         for worker in self.live:
@@ -162,6 +175,8 @@ class ProcessPool:
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         command = [sys.executable, "-m", "core.cli", *self.work_args, "--status-fd", str(write_end)]
+        if self.paused:
+            command.append("--paused")
         process = subprocess.Popen(  # own process group: a terminal's Ctrl-C reaches the master,
             command,  # which then stops its workers in order
             env=self.env,
@@ -170,9 +185,7 @@ class ProcessPool:
             process_group=0,
         )
         os.close(write_end)
-        self.workers.append(WorkerProcess(process, read_end, now))
-        if self.paused:
-            process.send_signal(signal.SIGUSR2)
+        self.workers.append(WorkerProcess(process, read_end, now, self.paused))
 
     def _stop(self, worker: WorkerProcess, now: float) -> None:
         worker.stopping_since = now
@@ -182,10 +195,11 @@ class ProcessPool:
         self.workers.remove(worker)
         os.close(worker.status_fd)
 
-    def _signal_all(self, signum: int) -> None:
-        for worker in self.live:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signum)
+    def _tell(self, worker: WorkerProcess) -> None:
+        """Pause or continue a ready worker whose state is not the pool's."""
+        if worker.ready and worker.paused != self.paused:
+            worker.process.send_signal(signal.SIGUSR2 if self.paused else signal.SIGCONT)
+            worker.paused = self.paused
 
 
 def _read_all(fd: int) -> bytes:

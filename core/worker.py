@@ -76,9 +76,8 @@ class WorkerOptions:
     stop_when_empty: bool = False
     rest_s: float = 0
     lease_s: float = 30
-    status_fd: int | None = (
-        None  # a pipe to the supervisor: b"B" when a job starts, b"I" at its end
-    )
+    status_fd: int | None = None  # to the supervisor: b"R" ready, b"B" job started, b"I" ended
+    paused: bool = False  # started by a paused pool: no jobs until SIGCONT
     defaults: WorkerDefaults = field(default_factory=WorkerDefaults)
 
 
@@ -105,7 +104,7 @@ class Worker:
         announce = recorder.reserved if recorder is not None else None
         self.leases = LeaseKeeper(queue, options.lease_s, self._overrun, announce)
         self.should_stop = False
-        self.paused = False
+        self.paused = options.paused
         self._announced_pause = False
         self.exit_status = EXIT_OK
         self.processed = 0
@@ -118,9 +117,14 @@ class Worker:
         self._acks = AckBuffer()
 
     def run(self, *, handle_signals: bool = True) -> int:
-        """Work until stopped; ``handle_signals=False`` when embedding in another program."""
+        """Work until stopped; ``handle_signals=False`` when embedding in another program.
+
+        The first status, b"R", tells a supervisor that SIGUSR2 is now safe to send: before
+        the handlers are in place, its default action would kill this process.
+        """
         if handle_signals:
             self._install_signals()
+        self._report(b"R")
         self.leases.start()
         log.info("worker %d processing %s", os.getpid(), ",".join(self.options.queues))
         try:
@@ -390,7 +394,7 @@ class Worker:
         time.sleep(wait)
 
     def _report(self, status: bytes) -> None:
-        """Tell the supervisor (if any) a job started or ended; never block or fail on it."""
+        """Tell the supervisor (if any) a status (see ``status_fd``); never block or fail on it."""
         if self.options.status_fd is None:
             return
         with contextlib.suppress(OSError):  # a full or closed pipe: the supervisor copes

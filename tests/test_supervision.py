@@ -9,11 +9,14 @@ import time
 import psutil
 import pytest
 
+from core.control import ControlRepository
 from tests import jobs
 from tests.conftest import ROOT, skyline_command, wait_until
 from tests.jobs import runs
 
 pytestmark = pytest.mark.slow
+
+STAYS_PAUSED_S = 1.0
 
 POOLS = """
 [connections.redis]
@@ -113,6 +116,27 @@ def test_pause_stops_picking_jobs_and_continue_resumes(runtime, master, skyline,
     [run] = wait_until(lambda: runs(record_dir, "noop"), timeout_s=10)
     assert run["t"] >= continued_at, "no job may start while paused"
     wait_until(lambda: status(skyline)[0] == 0, timeout_s=10)
+
+
+def test_a_pause_that_reaches_a_starting_worker_keeps_it_alive_and_idle(
+    runtime, master, record_dir
+):
+    control = ControlRepository(runtime.queue().client, runtime.dispatcher.keys)
+    process = master("m1")
+    [worker] = wait_until(lambda: _workers(process), timeout_s=20)
+
+    control.send("m1", "pause")  # read next tick, mostly while the worker still imports
+    wait_until(lambda: "paused: no new jobs" in process.log_path.read_text(), timeout_s=20)
+    jobs.noop.dispatch(1)
+
+    deadline = time.monotonic() + STAYS_PAUSED_S
+    while time.monotonic() < deadline:  # this bounded wait is the assertion
+        assert runtime.queue().sizes("default")["ready"] == 1, "a paused worker took a job"
+        assert _workers(process) == [worker], "the paused worker died"
+        time.sleep(0.05)
+    control.send("m1", "continue")
+    wait_until(lambda: runs(record_dir, "noop"), timeout_s=10)
+    assert _workers(process) == [worker]
 
 
 def test_terminate_waits_for_the_running_job(runtime, master, skyline, record_dir):

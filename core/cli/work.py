@@ -40,6 +40,7 @@ def _backoff(value: str | None) -> int | list[int] | None:
 @click.option("--rest", type=click.FloatRange(min=0), default=0, help="Pause after each job (s).")
 @click.option("-v", "--verbose", count=True, help="-v: one line per job; -vv: debug.")
 @click.option("--status-fd", type=int, hidden=True, help="Pipe to the supervisor.")
+@click.option("--paused", is_flag=True, hidden=True, help="Start paused; SIGCONT continues.")
 @pass_app
 def work(
     app: AppContext,
@@ -59,6 +60,7 @@ def work(
     rest: float,
     verbose: int,
     status_fd: int | None,
+    paused: bool,
 ) -> None:
     """Process jobs from QUEUES (comma-separated, highest priority first)."""
     if verbose:
@@ -83,6 +85,7 @@ def work(
         rest_s=rest,
         lease_s=conn.retry_after,
         status_fd=status_fd,
+        paused=paused,
         defaults=WorkerDefaults(
             tries=d.tries if tries is None else tries,
             backoff=d.backoff if backoff_s is None else backoff_s,
