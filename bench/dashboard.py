@@ -193,6 +193,7 @@ def parameter_values(seeded: Seeded) -> dict[str, list[tuple[str, str]]]:
         "job/id": seeded.job_ids,
         "batches/id": [(seeded.batch_id, "")],
         "tag": [(MONITORED_TAG, "")],
+        "requests/id": [(seeded.claude_request_id, "")],
     }
 
 

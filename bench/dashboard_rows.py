@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from bench import jobs
+from core.claude.cost import Usage, cost_usd
+from core.claude.records import ClaudeRequestRepository, NewRequest, Response
 from core.dispatcher import make_body
 from core.job import FunctionJob
 from core.payload import envelope, new_job_id, sign
@@ -220,3 +222,30 @@ def seed_snapshots(dash: Dashboard, rng: random.Random, days: int, now: datetime
             snapshot(kind, name, at, interval_s, rng) for at in moments for kind, name in series
         ]
         dash.snapshots.record(rows)
+
+
+CLAUDE_MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5")
+
+
+def seed_claude_requests(dash: Dashboard, rng: random.Random, count: int, now: datetime) -> str:
+    """Claude requests over the past day, nine in ten answered, for the AI usage pages;
+    returns one answered request's id."""
+    requests = ClaudeRequestRepository(dash.runtime.engine)
+    prices = dash.settings.claude.models
+    answered = ""
+    for n in range(count):
+        model = rng.choice(CLAUDE_MODELS)
+        created = now - timedelta(minutes=rng.uniform(1, 24 * 60))
+        prompt = [{"role": "user", "content": f"Summarise support ticket {n} in two lines."}]
+        record = requests.create(
+            NewRequest(model=model, messages=prompt, max_tokens=1024, temperature=0.0),
+            now=created,
+        )
+        if rng.random() < 0.1:
+            continue
+        requests.processing(record.id, now=created + timedelta(seconds=rng.uniform(0.1, 5)))
+        usage = Usage(input_tokens=rng.randint(200, 3000), output_tokens=rng.randint(50, 900))
+        response = Response("A summary.", "end_turn", usage, cost_usd(usage, prices[model]))
+        requests.completed(record.id, response, now=created + timedelta(seconds=rng.uniform(5, 60)))
+        answered = record.id
+    return answered

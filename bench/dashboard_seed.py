@@ -22,6 +22,7 @@ from bench import jobs
 from bench.dashboard_rows import (
     customer,
     seed_batches,
+    seed_claude_requests,
     seed_failed,
     seed_snapshots,
     snapshots_per_day,
@@ -47,6 +48,7 @@ POLL_S = 0.005
 MONITORED_TAG = "customer:7"
 SILENCED_SHARE = 50  # one silenced heartbeat per 50 completed jobs
 PENDING_SHARE = 100  # one pending job per 100 completed jobs
+CLAUDE_SHARE = 50  # one Claude request per 50 completed jobs
 PENDING_DELAY_S = 3600
 REAL_FAILURE_SHARE = 10  # a tenth of the failed jobs fail for real in the workers
 
@@ -74,10 +76,15 @@ class Seeded:
     job_ids: list[tuple[str, str]]  # (job id, what kind of job) for /job/{id}
     batch_id: str  # a batch with failures, when one has them
     completed_before: str  # the cursor of the completed list's second page
+    claude_request_id: str  # an answered Claude request, for /ai/requests/{id}
 
 
 def silenced_count(completed: int) -> int:
     return max(1, completed // SILENCED_SHARE)
+
+
+def claude_count(completed: int) -> int:
+    return max(20, completed // CLAUDE_SHARE)
 
 
 def pending_count(completed: int) -> int:
@@ -189,6 +196,10 @@ def seed(bench: Bench, dash: Dashboard, sizes: Sizes) -> Seeded:
         "failed jobs", lambda: seed_failed(dash, rng, sizes.failed - real - in_batches, now)
     )
     timed("snapshots", lambda: seed_snapshots(dash, rng, sizes.days, now))
+    claude_id = timed(
+        "Claude requests",
+        lambda: seed_claude_requests(dash, rng, claude_count(sizes.completed), now),
+    )
     counts = count(dash)
     check(counts, expected(dash, sizes))
     return Seeded(
@@ -197,6 +208,7 @@ def seed(bench: Bench, dash: Dashboard, sizes: Sizes) -> Seeded:
         job_ids=job_ids(dash, stored_only),
         batch_id=batch_id,
         completed_before=completed_cursor(dash),
+        claude_request_id=claude_id,
     )
 
 

@@ -12,7 +12,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "skyline_alembic_version"
 # The newest migration; checked against Alembic's head by the tests. Workers compare it
 # with the database without importing Alembic, which would add a fifth to their start-up.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any fixed number: PostgreSQL advisory locks are keyed by a bigint.
 MIGRATION_LOCK_ID = 0x5C71_1E

@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -188,6 +189,9 @@ class ClaudeRequest(Base):
         Index("ix_skyline_claude_requests_owner_created", "owner", "created_at"),
         Index("ix_skyline_claude_requests_status_created", "status", "created_at"),
         Index("ix_skyline_claude_requests_batch", "batch_id", "status"),
+        # The AI usage page's windows: requests created, and answered, lately.
+        Index("ix_skyline_claude_requests_created", "created_at"),
+        Index("ix_skyline_claude_requests_completed", "completed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -211,6 +215,9 @@ class ClaudeRequest(Base):
     cached: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer)
+    # How many answers were 429 (rate limited) and 529 (overloaded), across attempts.
+    times_rate_limited: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    times_overloaded: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

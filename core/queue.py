@@ -8,6 +8,8 @@ that still holds the lease.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
@@ -18,6 +20,7 @@ from core.pipelines import Writes, call, execute, register
 
 NOTIFY_CAP = 1000
 MIGRATE_LIMIT = 1000
+SCAN_CHUNK = 1000  # payloads per round trip when reading a whole queue
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,27 @@ class RedisQueue:
         cleared = self.size(queue)
         self.client.delete(*self.keys.queue(queue).as_list())
         return cleared
+
+    def waiting(self, queue: str) -> Iterator[str | bytes]:
+        """Every payload waiting on ``queue`` (ready, then delayed), a chunk per round trip.
+        Workers go on meanwhile: a payload reserved or released during the scan may be
+        missed or seen twice."""
+        k = self.keys.queue(queue)
+        for read, key in ((self.client.lrange, k.ready), (self.client.zrange, k.delayed)):
+            for start in itertools.count(0, SCAN_CHUNK):
+                chunk = read(key, start, start + SCAN_CHUNK - 1)
+                yield from (_exact(raw) for raw in chunk)
+                if len(chunk) < SCAN_CHUNK:
+                    break
+
+    def remove(self, queue: str, raw: str | bytes) -> bool:
+        """Take a waiting payload off ``queue``. False when it is not waiting any more (a
+        worker reserved it): then it runs. One transaction, so a payload that falls due
+        meanwhile cannot slip from the delayed set to the list between the two removals."""
+        k = self.keys.queue(queue)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lrem(k.ready, 1, raw).zrem(k.delayed, raw)
+        return any(pipe.execute())
 
     def _reserved(self, reservation: Reservation) -> str:
         return self.keys.queue(reservation.queue).reserved

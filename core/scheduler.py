@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from core.claude.scheduling import schedule_claude
 from core.runtime import Runtime
 from core.scheduled import ScheduledTasks
 
@@ -31,6 +32,7 @@ def start_scheduler(
     if settings.alerts.waits or settings.alerts.failed_jobs:
         check = IntervalTrigger(seconds=settings.alerts.check_interval)
         scheduler.add_job(tasks.check_alerts, check, id="alerts", name="alerts", next_run_time=now)
+    schedule_claude(scheduler, runtime, now)  # where the app runs the Claude workload
     scheduler.start()
     return scheduler
 

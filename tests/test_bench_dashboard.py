@@ -23,6 +23,7 @@ SEEDED = Seeded(
     job_ids=[("job-1", "completed"), ("job-2", "failed")],
     batch_id="batch-1",
     completed_before="1.5",
+    claude_request_id="request-1",
 )
 
 
@@ -30,6 +31,7 @@ def test_path_parameters_are_filled_by_the_segment_before_them():
     values = parameter_values(SEEDED)
     assert fill("/job/{id}", values) == [("/job/job-1", "completed"), ("/job/job-2", "failed")]
     assert fill("/partials/batches/{id}", values) == [("/partials/batches/batch-1", "")]
+    assert fill("/ai/requests/{id}", values) == [("/ai/requests/request-1", "")]
     assert [url for url, _ in fill("/metrics/{kind}/{name:path}", values)] == [
         "/metrics/jobs/bench.jobs.noop",
         "/metrics/queues/emails",

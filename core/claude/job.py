@@ -1,8 +1,9 @@
 """The job that runs one Claude request, registered as ``skyline.claude.request``.
 
 Workers that serve the ``claude-high``, ``claude-normal`` and ``claude-low`` queues list
-this module in their ``app`` setting. The job is async, so one worker process with
-``concurrency`` > 1 keeps many slow API calls in flight; the SQL writes run in threads.
+this module in their ``app`` setting; it brings the webhook and Message Batch jobs along.
+The job is async, so one worker process with ``concurrency`` > 1 keeps many slow API
+calls in flight; the SQL writes run in threads.
 
 What happens after an error is the API's call: a 429 or 529 brings the job back after
 the ``retry-after`` the API sent (a 429 without using a try, unless configured otherwise);
@@ -16,6 +17,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from core.claude import message_batches, webhooks  # noqa: F401  (their jobs run in workers too)
 from core.claude.cost import Usage, cost_usd, estimate_input_tokens
 from core.claude.records import UNFINISHED, ClaudeRequestRecord, Response
 from core.claude.services import ClaudeServices, default_services
@@ -60,8 +62,10 @@ class NoLimit:
 
 
 def limiter_for(services: ClaudeServices) -> Limiter:
-    """The seam where the shared Redis rate limiter plugs in."""
-    return NoLimit()
+    """The shared Redis rate limiter, when any model has limits configured."""
+    from core.claude.limits import shared_limiter
+
+    return shared_limiter(services) or NoLimit()
 
 
 def _failed_for_good(exc: BaseException, request_id: str) -> None:
@@ -70,7 +74,8 @@ def _failed_for_good(exc: BaseException, request_id: str) -> None:
     from core.claude import api
 
     error = None if isinstance(exc, MaxAttemptsExceededError) else api.judge(exc).error
-    default_services().requests.failed(request_id, error)
+    services = default_services()
+    webhooks.request_finished(services, services.requests.failed(request_id, error))
 
 
 @job(name=JOB_NAME, on_failed=_failed_for_good)
@@ -95,6 +100,10 @@ async def run_request(services: ClaudeServices, request_id: str, limiter: Limite
         return  # cancelled, expired or already answered: it is not sent
     if await asyncio.to_thread(_answer_from_cache, services, request):
         return
+    # The SDK takes seconds to import: only where it is used, and before the budget is
+    # taken, so that the call follows its admission closely (the limiter counts on it).
+    from core.claude import api
+
     estimate = estimate_input_tokens(request.messages, request.system)
     wait_s = await limiter.acquire(request.model, estimate, request.max_tokens)
     if wait_s > 0:
@@ -105,8 +114,6 @@ async def run_request(services: ClaudeServices, request_id: str, limiter: Limite
         # Cancelled while it waited for budget: give the budget back.
         await asyncio.to_thread(limiter.record, request.model, None, {})
         return
-    from core.claude import api  # the SDK takes seconds to import: only where it is used
-
     try:
         answer = await api.create_message(services.claude, started)
     except Exception as exc:
@@ -122,7 +129,7 @@ def _answer_from_cache(services: ClaudeServices, request: ClaudeRequestRecord) -
         return False
     if services.requests.processing(request.id) is not None:
         response = Response(cached.text, cached.stop_reason, Usage(), 0.0, cached=True)
-        services.requests.completed(request.id, response)
+        webhooks.request_finished(services, services.requests.completed(request.id, response))
     return True
 
 
@@ -133,7 +140,7 @@ def _after_answer(
     prices = services.claude.models.get(request.model)
     cost = cost_usd(answer.usage, prices) if prices else 0.0
     response = Response(answer.text, answer.stop_reason, answer.usage, cost)
-    services.requests.completed(request.id, response)
+    webhooks.request_finished(services, services.requests.completed(request.id, response))
     services.cache.put(request, answer.text, answer.stop_reason)
 
 
@@ -150,7 +157,12 @@ def _after_error(
     if judgement.action is Action.FAIL:
         _fail(services, request, judgement.error, exc)
         return
-    services.requests.retrying(request.id, judgement.error)
+    services.requests.retrying(
+        request.id,
+        judgement.error,
+        rate_limited=judgement.action is Action.RATE_LIMITED,
+        overloaded=judgement.action is Action.OVERLOADED,
+    )
     if judgement.action is Action.RETRY:
         raise exc  # the queue's tries and backoff decide; the failed hook has the last word
     _come_back_later(services, request, judgement, exc)
@@ -177,7 +189,7 @@ def _come_back_later(
 def _fail(
     services: ClaudeServices, request: ClaudeRequestRecord, error: str, exc: Exception
 ) -> None:
-    services.requests.failed(request.id, error)
+    webhooks.request_finished(services, services.requests.failed(request.id, error))
     current_job().fail(exc)  # the failed-jobs store keeps the SDK's exception and traceback
 
 

@@ -30,6 +30,8 @@ DEFAULT_WINDOW_S = 60.0
 MAX_PAUSE_S = 1.0
 # The header prefixes, in the order the script counts the dimensions.
 HEADERS = ("requests", "input-tokens", "output-tokens")
+# The script's names for them, and WindowUse's.
+DIMENSIONS = {"requests": "requests", "input": "input_tokens", "output": "output_tokens"}
 UNLIMITED = -1
 
 
@@ -73,6 +75,17 @@ class Reservation:
         return [1, self.input_tokens, self.output_tokens]
 
 
+@dataclass(frozen=True)
+class WindowUse:
+    """What one model's budget holds now: the reservations in the window, added up, and
+    what the API's headers last said remains (by dimension, only until their reset)."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    api_remaining: dict[str, int] = field(default_factory=dict)
+
+
 class BudgetTimeout(TimeoutError):
     """No budget within the timeout. ``wait_s`` is the limiter's last estimate of when there
     will be: a fair delay for releasing the job instead of failing it."""
@@ -89,11 +102,21 @@ class BudgetTimeout(TimeoutError):
 class RateLimiter:
     """Requests, input and output tokens per window for each model, across all workers."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, window_s: float = DEFAULT_WINDOW_S):
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        window_s: float = DEFAULT_WINDOW_S,
+        margin_ms: int = START_MARGIN_MS,
+    ):
+        """``margin_ms``: how much later than its admission a reservation may be used (it
+        stays in the window that much longer)."""
         if window_s <= 0:
             raise ValueError("the window must be longer than 0 s")
         self.keys = keys
+        self.client = client
         self.window_ms = int(window_s * 1000)
+        self.margin_ms = margin_ms
         self._script = register(client, "claude_budget")
 
     def acquire(
@@ -131,6 +154,24 @@ class RateLimiter:
         args = _observations(headers, limits)
         return int(self._run("observe", model, now_ms, *args)) if args else 0
 
+    def used(self, model: str, now_ms: int | None = None) -> WindowUse:
+        """Read-only, for the dashboard: the script keeps running totals, but brings them
+        up to date only when it next runs, so this adds up the log's live part itself."""
+        if now_ms is None:
+            seconds, microseconds = self.client.time()
+            now_ms = seconds * 1000 + microseconds // 1000
+        with self.client.pipeline() as pipe:  # one slot: the keys share a hash tag
+            since = f"({now_ms - self.window_ms}"  # as the script: older ones have left
+            pipe.zrangebyscore(self.keys.claude_budget(model, "log"), since, "+inf")
+            pipe.hgetall(self.keys.claude_budget(model, "state"))
+            members, state = pipe.execute()
+        totals = [0, 0, 0]
+        for member in members:
+            _, input_tokens, output_tokens = _text(member).rsplit(":", 2)
+            for i, amount in enumerate((1, int(input_tokens), int(output_tokens))):
+                totals[i] += amount
+        return WindowUse(*totals, api_remaining=_remaining(state, now_ms))
+
     def wait_for_budget(
         self, model: str, limits: ModelLimits, reservation: Reservation, timeout_s: float
     ) -> None:
@@ -149,7 +190,7 @@ class RateLimiter:
 
     def _run(self, op: str, model: str, now_ms: int | None, *args: str | int) -> int:
         keys = [self.keys.claude_budget(model, "log"), self.keys.claude_budget(model, "state")]
-        head = [op, "" if now_ms is None else now_ms, self.window_ms, START_MARGIN_MS]
+        head = [op, "" if now_ms is None else now_ms, self.window_ms, self.margin_ms]
         return int(self._script(keys=keys, args=[*head, *args]))
 
 
@@ -178,6 +219,22 @@ def _observations(headers: Mapping[str, str], limits: ModelLimits) -> list[int]:
         if remaining is not None and reset_ms is not None:
             args += [i, remaining, reset_ms, limit]
     return args
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _remaining(state: dict[bytes | str, bytes | str], now_ms: int) -> dict[str, int]:
+    """The script's ``remaining:D`` whose ``reset:D`` is still ahead, by WindowUse's names."""
+    named = {_text(key): _text(value) for key, value in state.items()}
+    found = {}
+    for dimension, name in DIMENSIONS.items():
+        remaining = _count(named.get(f"remaining:{dimension}"))
+        reset_ms = _count(named.get(f"reset:{dimension}"))
+        if remaining is not None and reset_ms is not None and reset_ms > now_ms:
+            found[name] = remaining
+    return found
 
 
 def _count(value: str | None) -> int | None:

@@ -80,6 +80,8 @@ class ClaudeRequestRecord:
     cached: bool
     error: str | None
     attempts: int
+    times_rate_limited: int  # answers that were 429, across attempts
+    times_overloaded: int  # answers that were 529
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -186,9 +188,17 @@ class ClaudeRequestRepository:
         )
         return self._move(id, UNFINISHED, changes)
 
-    def retrying(self, id: str, error: str) -> bool:
-        """An attempt failed and the request will be tried again: keep the error to show."""
-        return self._move(id, (Status.PROCESSING,), {"error": error}) is not None
+    def retrying(
+        self, id: str, error: str, *, rate_limited: bool = False, overloaded: bool = False
+    ) -> bool:
+        """An attempt failed and the request will be tried again: keep the error to show,
+        and count a 429 (``rate_limited``) or 529 (``overloaded``) answer."""
+        changes: dict[str, Any] = {"error": error}
+        if rate_limited:
+            changes["times_rate_limited"] = ClaudeRequest.times_rate_limited + 1
+        if overloaded:
+            changes["times_overloaded"] = ClaudeRequest.times_overloaded + 1
+        return self._move(id, (Status.PROCESSING,), changes) is not None
 
     def completed(
         self, id: str, response: Response, now: datetime | None = None
@@ -238,6 +248,14 @@ class ClaudeRequestRepository:
         with self._sessions.begin() as session:
             return list(session.scalars(statement))
 
+    def expired_one(
+        self, id: str, error: str, now: datetime | None = None
+    ) -> ClaudeRequestRecord | None:
+        """Expire one unfinished request, saying why (its Message Batch ran out of time)."""
+        moment = now or datetime.now(UTC)
+        changes = dict(status=Status.EXPIRED.value, error=error, expired_at=moment)
+        return self._move(id, UNFINISHED, changes)
+
     def _move(
         self,
         id: str,
@@ -285,6 +303,8 @@ def _new_row(request: NewRequest, now: datetime) -> dict[str, Any]:
         cost_usd=0.0,
         cached=False,
         attempts=0,
+        times_rate_limited=0,
+        times_overloaded=0,
         created_at=now,
     )
 

@@ -71,6 +71,9 @@ class ClaudeSettings(Strict):
     webhook_secret: SecretStr | None = None  # or SKYLINE_CLAUDE_WEBHOOK_SECRET
     webhook_hosts: list[str] = []  # empty: any http(s) host
     batch_api_threshold: int = Field(default=100, ge=1)
+    message_batch_poll_s: float = Field(default=60, gt=0)  # how often the scheduler asks
+    # The window the models' per-minute limits apply to: a minute, but tests shorten it.
+    rate_limit_window_s: float = Field(default=60, gt=0)
 
     @field_validator("base_url")
     @classmethod

@@ -3,10 +3,12 @@
 It speaks ``POST /v1/messages`` with the real API's bodies and headers (``request-id``,
 ``anthropic-ratelimit-*``, ``retry-after``) and error shapes. A test scripts what comes
 next (``fake.script(rate_limited(2), success("hi"))``); with nothing scripted it answers
-successfully. Every request it receives is kept in ``fake.received``.
+successfully. Every request it receives is kept in ``fake.received``, with the time it
+arrived.
 
-More endpoints (the Message Batches API) extend ``fake.routes`` before ``serve`` starts
-the server, or ``fake.app.router.routes`` while it runs.
+The Message Batches endpoints live in ``fake.message_batches`` (see
+``tests.claude.fake_message_batches``); they answer with the next scripted reply only
+when it is an error, so scripts meant for ``/v1/messages`` stay in place.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.claude.fake_message_batches import MessageBatches
 from tests.conftest import wait_until
 
 DEFAULT_TEXT = "Hello from the fake Claude."
@@ -92,6 +95,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.time)  # when it arrived (s since the epoch)
 
 
 @dataclass
@@ -110,7 +114,11 @@ class FakeAnthropic:
         self.url = ""
         self._replies: deque[Reply] = deque()
         self._window = (0, {"requests": 0, "input-tokens": 0, "output-tokens": 0})
-        self.routes: list[Route] = [Route("/v1/messages", self.messages, methods=["POST"])]
+        self.message_batches = MessageBatches(self)
+        self.routes: list[Route] = [
+            Route("/v1/messages", self.messages, methods=["POST"]),
+            *self.message_batches.routes,
+        ]
         self.app: Starlette | None = None
 
     def script(self, *replies: Reply) -> None:
@@ -121,20 +129,44 @@ class FakeAnthropic:
         return [r.body for r in self.received if r.path == path]
 
     async def messages(self, request: Request) -> JSONResponse:
-        body = await request.json()
-        self.received.append(
-            Received(request.method, request.url.path, dict(request.headers), body)
-        )
-        if not (request.headers.get("x-api-key") or request.headers.get("authorization")):
+        body = await self.receive(request)
+        if not _has_key(request):
             return self._error(unauthorized())
         reply = self._replies.popleft() if self._replies else success()
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.status != 200:
             return self._error(reply)
-        message = _message(body, reply)
+        message = self.message_for(body, reply)
         self._use(1, message["usage"]["input_tokens"], message["usage"]["output_tokens"])
         return JSONResponse(message, headers={**self.headers(), **reply.headers})
+
+    async def receive(self, request: Request) -> Any:
+        """Keep the request in ``received``; its JSON body (None when it has none)."""
+        raw = await request.body()
+        body = json.loads(raw) if raw else None
+        self.received.append(
+            Received(request.method, request.url.path, dict(request.headers), body)
+        )
+        return body
+
+    def refusal(self, request: Request) -> JSONResponse | None:
+        """A 401 without a key, else the next scripted reply if it is an error; else None."""
+        if not _has_key(request):
+            return self._error(unauthorized())
+        if self._replies and self._replies[0].status != 200:
+            return self._error(self._replies.popleft())
+        return None
+
+    def default_reply(self) -> Reply:
+        return success()
+
+    def message_for(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        """The message the API would answer ``body`` (a Messages API request) with."""
+        return _message(body, reply)
+
+    def error(self, status: int, error_type: str, message: str) -> JSONResponse:
+        return self._error(Reply(status, error_type=error_type, message=message))
 
     def _error(self, reply: Reply) -> JSONResponse:
         if reply.status == 429:
@@ -193,6 +225,10 @@ def _message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": usage,
     }
+
+
+def _has_key(request: Request) -> bool:
+    return bool(request.headers.get("x-api-key") or request.headers.get("authorization"))
 
 
 def _request_text(body: dict[str, Any]) -> str:
