@@ -49,7 +49,11 @@ def test_skyline_up_runs_jobs_on_the_embedded_default_and_stops_cleanly(state_di
     log_path = state_dir / "up.log"
     with open(log_path, "w") as log:
         up = subprocess.Popen(
-            skyline_command("up", "--demo"), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            skyline_command("up", "--demo", "--port", "0"),
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until(
