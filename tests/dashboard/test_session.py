@@ -141,3 +141,21 @@ def test_the_session_cookie_is_http_only_and_same_site(client, app):
     cookie = client.post("/login", data=form).headers["set-cookie"].lower()
     assert "httponly" in cookie
     assert "samesite=lax" in cookie
+
+
+def test_every_state_changing_route_refuses_a_session_request_without_the_csrf_token(
+    client, sign_in
+):
+    """Enumerates the app's routes: a POST or DELETE added later is checked too."""
+    sign_in(client, "admin")
+    checked = 0
+    for route in view_routes():
+        if isinstance(route, Mount):
+            continue
+        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        for method in sorted(route.methods & {"POST", "PUT", "PATCH", "DELETE"}):
+            response = client.request(method, path)
+            assert response.status_code == 403, f"{method} {path}"
+            assert "reload the page" in response.text
+            checked += 1
+    assert checked >= 10
