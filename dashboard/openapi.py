@@ -64,6 +64,29 @@ COMPONENTS: dict[str, Any] = {
                 }
             }
         ),
+        "RetryReport": _object(
+            {
+                "retried": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "id": {"type": "integer"},
+                            "uuid": {"type": "string"},
+                            "new_id": {"type": "string"},
+                        }
+                    ),
+                },
+                "unknown": {"type": "array", "items": {"type": "string"}},
+                "refused": {
+                    "type": "array",
+                    "items": _object({"id": {"type": "integer"}, "reason": {"type": "string"}}),
+                },
+                "skipped": {
+                    "type": "integer",
+                    "description": "Matched the filter but were retried before.",
+                },
+            }
+        ),
         "Heartbeat": _object(
             {
                 "name": {"type": "string"},

@@ -130,24 +130,7 @@ def api_retry_one(request: Request) -> Response:
         description: The report, with the new job's id.
         content:
           application/json:
-            schema:
-              type: object
-              properties:
-                retried:
-                  type: array
-                  items:
-                    type: object
-                    properties:
-                      id: {type: integer}
-                      uuid: {type: string}
-                      new_id: {type: string}
-                unknown: {type: array, items: {type: string}}
-                refused:
-                  type: array
-                  items:
-                    type: object
-                    properties: {id: {type: integer}, reason: {type: string}}
-                skipped: {type: integer, description: Matched the filter but were retried before.}
+            schema: {$ref: "#/components/schemas/RetryReport"}
       "401": {$ref: "#/components/responses/Unauthorized"}
       "403": {$ref: "#/components/responses/Forbidden"}
       "404": {$ref: "#/components/responses/NotFound"}
@@ -226,24 +209,7 @@ async def api_retry_many(request: Request) -> Response:
         description: What was retried, what was unknown, what could not be retried.
         content:
           application/json:
-            schema:
-              type: object
-              properties:
-                retried:
-                  type: array
-                  items:
-                    type: object
-                    properties:
-                      id: {type: integer}
-                      uuid: {type: string}
-                      new_id: {type: string}
-                unknown: {type: array, items: {type: string}}
-                refused:
-                  type: array
-                  items:
-                    type: object
-                    properties: {id: {type: integer}, reason: {type: string}}
-                skipped: {type: integer, description: Matched the filter but were retried before.}
+            schema: {$ref: "#/components/schemas/RetryReport"}
       "400": {$ref: "#/components/responses/BadRequest"}
       "401": {$ref: "#/components/responses/Unauthorized"}
       "403": {$ref: "#/components/responses/Forbidden"}
