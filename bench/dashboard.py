@@ -194,6 +194,7 @@ def parameter_values(seeded: Seeded) -> dict[str, list[tuple[str, str]]]:
         "batches/id": [(seeded.batch_id, "")],
         "tag": [(MONITORED_TAG, "")],
         "requests/id": [(seeded.claude_request_id, "")],
+        "claude/batches/id": [(seeded.claude_batch_id, "")],
     }
 
 
@@ -228,10 +229,14 @@ def fill(path: str, values: dict[str, list[tuple[str, str]]]) -> list[tuple[str,
     if match is None:
         return [(path, "")]
     head, name, tail = path[: match.start()], match.group(1), path[match.end() :]
-    segment = head.rstrip("/").rsplit("/", 1)[-1]
-    choices = values.get(f"{segment}/{name}") or values.get(name)
+    segments = head.rstrip("/").rsplit("/", 2)
+    choices = (
+        values.get(f"{'/'.join(segments[-2:])}/{name}")  # e.g. claude/batches/id
+        or values.get(f"{segments[-1]}/{name}")
+        or values.get(name)
+    )
     if not choices:
-        raise Unfillable(f"{segment}/{name}")
+        raise Unfillable(f"{segments[-1]}/{name}")
     return [
         (url, note or more)
         for value, note in choices

@@ -227,9 +227,12 @@ def seed_snapshots(dash: Dashboard, rng: random.Random, days: int, now: datetime
 CLAUDE_MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5")
 
 
-def seed_claude_requests(dash: Dashboard, rng: random.Random, count: int, now: datetime) -> str:
-    """Claude requests over the past day, nine in ten answered, for the AI usage pages;
-    returns one answered request's id."""
+def seed_claude_requests(
+    dash: Dashboard, rng: random.Random, count: int, now: datetime
+) -> tuple[str, str]:
+    """Claude requests over the past day, nine in ten answered, the first tenth in one
+    batch, for the AI usage pages; returns an answered request's id and the batch's id."""
+    batch_id = new_job_id()
     requests = ClaudeRequestRepository(dash.runtime.engine)
     prices = dash.settings.claude.models
     answered = ""
@@ -237,10 +240,9 @@ def seed_claude_requests(dash: Dashboard, rng: random.Random, count: int, now: d
         model = rng.choice(CLAUDE_MODELS)
         created = now - timedelta(minutes=rng.uniform(1, 24 * 60))
         prompt = [{"role": "user", "content": f"Summarise support ticket {n} in two lines."}]
-        record = requests.create(
-            NewRequest(model=model, messages=prompt, max_tokens=1024, temperature=0.0),
-            now=created,
-        )
+        batch = batch_id if n < count // 10 else None
+        request = NewRequest(model, prompt, max_tokens=1024, temperature=0.0, batch_id=batch)
+        record = requests.create(request, now=created)
         if rng.random() < 0.1:
             continue
         requests.processing(record.id, now=created + timedelta(seconds=rng.uniform(0.1, 5)))
@@ -248,4 +250,4 @@ def seed_claude_requests(dash: Dashboard, rng: random.Random, count: int, now: d
         response = Response("A summary.", "end_turn", usage, cost_usd(usage, prices[model]))
         requests.completed(record.id, response, now=created + timedelta(seconds=rng.uniform(5, 60)))
         answered = record.id
-    return answered
+    return answered, batch_id

@@ -77,6 +77,7 @@ class Seeded:
     batch_id: str  # a batch with failures, when one has them
     completed_before: str  # the cursor of the completed list's second page
     claude_request_id: str  # an answered Claude request, for /ai/requests/{id}
+    claude_batch_id: str  # a batch of Claude requests, for /api/claude/batches/{id}
 
 
 def silenced_count(completed: int) -> int:
@@ -196,7 +197,7 @@ def seed(bench: Bench, dash: Dashboard, sizes: Sizes) -> Seeded:
         "failed jobs", lambda: seed_failed(dash, rng, sizes.failed - real - in_batches, now)
     )
     timed("snapshots", lambda: seed_snapshots(dash, rng, sizes.days, now))
-    claude_id = timed(
+    claude_id, claude_batch = timed(
         "Claude requests",
         lambda: seed_claude_requests(dash, rng, claude_count(sizes.completed), now),
     )
@@ -209,6 +210,7 @@ def seed(bench: Bench, dash: Dashboard, sizes: Sizes) -> Seeded:
         batch_id=batch_id,
         completed_before=completed_cursor(dash),
         claude_request_id=claude_id,
+        claude_batch_id=claude_batch,
     )
 
 

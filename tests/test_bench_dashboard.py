@@ -24,6 +24,7 @@ SEEDED = Seeded(
     batch_id="batch-1",
     completed_before="1.5",
     claude_request_id="request-1",
+    claude_batch_id="claude-batch-1",
 )
 
 
@@ -32,6 +33,8 @@ def test_path_parameters_are_filled_by_the_segment_before_them():
     assert fill("/job/{id}", values) == [("/job/job-1", "completed"), ("/job/job-2", "failed")]
     assert fill("/partials/batches/{id}", values) == [("/partials/batches/batch-1", "")]
     assert fill("/ai/requests/{id}", values) == [("/ai/requests/request-1", "")]
+    claude_batch = [("/api/claude/batches/claude-batch-1", "")]
+    assert fill("/api/claude/batches/{id}", values) == claude_batch
     assert [url for url, _ in fill("/metrics/{kind}/{name:path}", values)] == [
         "/metrics/jobs/bench.jobs.noop",
         "/metrics/queues/emails",
