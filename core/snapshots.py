@@ -9,7 +9,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Row, delete, func, insert, select
+from sqlalchemy import Engine, Float, Integer, Row, case, delete, func, insert, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from core.metrics import MetricTotals
 from core.models import MetricSnapshot
@@ -84,6 +87,69 @@ def highest_wait_ms(buckets: Mapping[float, int]) -> float:
     return float(finite[-1]) if finite else 0.0
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """The snapshots of one stretch of a series, summed up by the database: a chart of
+    a week needs a few hundred of these, not the two thousand rows they stand for."""
+
+    first: datetime
+    last: datetime
+    snapshots: int
+    means: dict[str, float]  # by field name
+    peaks: dict[str, float]
+    processed: int
+    failed: int
+
+
+class epoch_seconds(FunctionElement[float]):
+    """A timestamp column as seconds since 1970: SQLite keeps text, PostgreSQL a timestamp."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds)
+def _epoch_seconds(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"extract(epoch from {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+class whole_part(FunctionElement[int]):
+    """The integer part of a number that is never negative (SQLite has no ``floor``, and a
+    cast to integer rounds on PostgreSQL)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(whole_part)
+def _whole_part(element: whole_part, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"floor({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(whole_part, "sqlite")
+def _whole_part_sqlite(element: whole_part, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"cast({compiler.process(element.clauses, **kw)} as integer)"
+
+
+def _bucket(row: Row[Any], fields: Sequence[str]) -> Bucket:
+    _, first, last, snapshots, processed, failed, *figures = row
+    means, peaks = figures[: len(fields)], figures[len(fields) :]
+    return Bucket(
+        first=first,
+        last=last,
+        snapshots=snapshots,
+        means=dict(zip(fields, map(float, means), strict=True)),
+        peaks=dict(zip(fields, map(float, peaks), strict=True)),
+        processed=int(processed),
+        failed=int(failed),
+    )
+
+
 class SnapshotRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -110,6 +176,46 @@ class SnapshotRepository:
         if until is not None:
             query = query.where(MetricSnapshot.taken_at < until)
         return self._read(query.order_by(MetricSnapshot.taken_at, MetricSnapshot.id))
+
+    def buckets(
+        self,
+        kind: MetricKind | str,
+        name: str,
+        since: datetime,
+        until: datetime,
+        fields: Sequence[str],
+        count: int,
+    ) -> list[Bucket]:
+        """The series over ``since <= taken_at < until`` cut into ``count`` equal stretches of
+        time, oldest first, leaving out stretches without snapshots."""
+        width_s = (until - since).total_seconds() / count
+        offset = (epoch_seconds(MetricSnapshot.taken_at) - since.timestamp()) / width_s
+        index = whole_part(offset)
+        bucket = case((index >= count, count - 1), else_=index).label("bucket")
+        columns = [getattr(MetricSnapshot, field) for field in fields]
+        query = (
+            select(
+                bucket,
+                func.min(MetricSnapshot.taken_at),
+                func.max(MetricSnapshot.taken_at),
+                func.count(),
+                func.sum(MetricSnapshot.processed),
+                func.sum(MetricSnapshot.failed),
+                *(func.avg(column) for column in columns),
+                *(func.max(column) for column in columns),
+            )
+            .where(
+                MetricSnapshot.kind == MetricKind(kind).value,
+                MetricSnapshot.name == name,
+                MetricSnapshot.taken_at >= since,
+                MetricSnapshot.taken_at < until,
+            )
+            .group_by(bucket)
+            .order_by(bucket)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_bucket(row, fields) for row in rows]
 
     def names(self, kind: MetricKind | str) -> list[str]:
         query = (

@@ -2,15 +2,15 @@
 
 Pure functions from timed values to a ``Chart`` of coordinates and strings; the partial
 ``templates/partials/metrics_chart.html`` draws it, so every label passes Jinja's
-autoescaping and no markup is built here. Long ranges are bucketed to at most
-``MAX_POINTS`` points in one pass: each point keeps its bucket's mean (the line) and its
-peak (the light area above it), so a short spike still shows after downsampling.
+autoescaping and no markup is built here. Long ranges come bucketed to at most
+``MAX_POINTS`` points (``SnapshotRepository.buckets``): each point keeps its bucket's mean
+(the line) and its peak (the light area above it), so a short spike still shows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -88,37 +88,6 @@ class Chart:
     right: float = RIGHT
     top: float = TOP
     bottom: float = BOTTOM
-
-
-def downsample(
-    values: Iterable[tuple[datetime, float]],
-    start: datetime,
-    end: datetime,
-    max_points: int = MAX_POINTS,
-) -> list[Sample]:
-    """Oldest-first values into at most ``max_points`` equal time buckets over start..end."""
-    width = (end - start) / max_points
-    samples: list[Sample] = []
-    bucket: list[tuple[datetime, float]] = []
-    index = -1
-    for at, value in values:
-        position = min(max(int((at - start) / width), 0), max_points - 1)
-        if position != index and bucket:
-            samples.append(_merge(bucket))
-            bucket = []
-        index = position
-        bucket.append((at, value))
-    if bucket:
-        samples.append(_merge(bucket))
-    return samples
-
-
-def _merge(bucket: list[tuple[datetime, float]]) -> Sample:
-    values = [value for _, value in bucket]
-    if len(bucket) == 1:
-        return Sample(bucket[0][0], values[0], values[0])
-    mean = sum(values) / len(values)
-    return Sample(bucket[0][0], mean, max(values), len(bucket), bucket[-1][0])
 
 
 def line_chart(

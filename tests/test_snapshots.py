@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -160,6 +161,40 @@ def test_without_a_previous_take_the_interval_is_the_nominal_one(snapshots):
 )
 def test_highest_wait_is_a_finite_bucket_bound(buckets, highest):
     assert highest_wait_ms(buckets) == highest
+
+
+def test_a_week_is_bucketed_in_sql_with_each_buckets_mean_peak_and_count(snapshots):
+    five, week = timedelta(minutes=5), timedelta(days=7)
+    rows = [row("a", T0 + n * five) for n in range(2016)]
+    rows[1000] = replace(rows[1000], throughput=999.0, processed=3)
+    snapshots.record([*rows, row("b", T0), row("a", T0 + week)])  # other name; past the end
+
+    buckets = snapshots.buckets("job", "a", T0, T0 + week, ["throughput", "wait_p95_ms"], 300)
+
+    assert len(buckets) == 300  # 6 or 7 snapshots in each 33.6 minutes
+    assert (buckets[0].first, buckets[0].last, buckets[0].snapshots) == (T0, T0 + 6 * five, 7)
+    assert sum(b.snapshots for b in buckets) == 2016
+    assert sum(b.processed for b in buckets) == 2018
+    assert [b.first for b in buckets] == sorted(b.first for b in buckets)
+    spike = next(b for b in buckets if b.peaks["throughput"] == 999.0)
+    assert spike.first <= rows[1000].taken_at <= spike.last
+    assert spike.means["throughput"] == pytest.approx(
+        (999.0 + 0.2 * (spike.snapshots - 1)) / spike.snapshots
+    )
+    others = [b for b in buckets if b is not spike]
+    assert [b.means["throughput"] for b in others] == pytest.approx([0.2] * len(others))
+    assert {b.peaks["wait_p95_ms"] for b in buckets} == {2.0}
+
+
+def test_sparse_snapshots_stay_one_to_a_bucket_at_their_exact_time(snapshots):
+    taken = [T0 + timedelta(hours=h, seconds=7) for h in range(24)]
+    snapshots.record([row("a", at, processed=h) for h, at in enumerate(taken)])
+
+    buckets = snapshots.buckets("job", "a", T0, T0 + timedelta(days=1), ["throughput"], 300)
+
+    assert [(b.first, b.last, b.snapshots) for b in buckets] == [(at, at, 1) for at in taken]
+    assert [b.processed for b in buckets] == list(range(24))
+    assert {(b.means["throughput"], b.peaks["throughput"]) for b in buckets} == {(0.2, 0.2)}
 
 
 def test_series_names_and_latest(snapshots):

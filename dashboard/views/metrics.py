@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core.snapshots import MetricKind, Snapshot
+from core.snapshots import Bucket, MetricKind, Snapshot
 from dashboard.api import ApiResponse
 from dashboard.charts import (
     MAX_POINTS,
@@ -22,7 +22,6 @@ from dashboard.charts import (
     PER_MINUTE,
     Chart,
     Sample,
-    downsample,
     line_chart,
 )
 from dashboard.context import Dashboard, dashboard
@@ -82,29 +81,33 @@ def read_rows(dash: Dashboard, kind: MetricKind) -> tuple[list[MetricRow], datet
 
 
 def read_series(request: Request) -> MetricSeries:
-    """The snapshots of one name in the requested range (only those rows), bucketed."""
+    """One name's snapshots in the requested range, bucketed by the database."""
     dash, kind, chosen = dashboard(request), kind_of(request), range_of(request)
     name = request.path_params["name"]
     until = datetime.now(UTC)
     since = until - RANGES[chosen]
-    rows = dash.snapshots.series(kind, name, since, until)
-    if not rows and name not in dash.snapshots.names(kind):
+    fields = CHARTS_OF[kind]
+    buckets = dash.snapshots.buckets(kind, name, since, until, fields, MAX_POINTS)
+    if not buckets and name not in dash.snapshots.names(kind):
         raise HTTPException(404, f"No snapshot has ever counted the {kind.value} {name!r}.")
-    series = {
-        key: downsample(((row.taken_at, getattr(row, key)) for row in rows), since, until)
-        for key in CHARTS_OF[kind]
-    }
     return MetricSeries(
         kind=request.path_params["kind"],
         name=name,
         range=chosen,
         since=since,
         until=until,
-        snapshots=len(rows),
-        processed=sum(row.processed for row in rows),
-        failed=sum(row.failed for row in rows),
-        series=series,
+        snapshots=sum(b.snapshots for b in buckets),
+        processed=sum(b.processed for b in buckets),
+        failed=sum(b.failed for b in buckets),
+        series={field: [sample_of(b, field) for b in buckets] for field in fields},
     )
+
+
+def sample_of(bucket: Bucket, field: str) -> Sample:
+    """One point of a chart: a lone snapshot's value, or its bucket's mean and peak."""
+    until = bucket.last if bucket.snapshots > 1 else None
+    mean, peak = bucket.means[field], bucket.peaks[field]
+    return Sample(bucket.first, mean, peak, bucket.snapshots, until)
 
 
 def charts_of(found: MetricSeries, interval_s: float) -> list[tuple[str, Chart]]:

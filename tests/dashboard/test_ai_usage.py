@@ -89,7 +89,7 @@ def workload(runtime, fake_anthropic) -> dict[str, str]:
 
 def chart_values(page: str, unit: str) -> list[float]:
     """The exact value of each point of the charts in ``unit`` (``...: 5 requests/min``)."""
-    pattern = rf'class="chart-hit"[^>]*><title>[^<]*: ([\d.,]+) {unit}<'
+    pattern = rf'class="chart-mark"[^>]*><title>[^<]*: ([\d.,]+) {unit}<'
     return [float(n.replace(",", "")) for n in re.findall(pattern, page)]
 
 

@@ -1,4 +1,4 @@
-"""Server-side charts: coordinates, hover titles, axes, gaps and downsampling."""
+"""Server-side charts: coordinates, hover titles, axes, and gaps."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import pytest
 from dashboard.charts import (
     BOTTOM,
     LEFT,
-    MAX_POINTS,
     MILLISECONDS,
     PER_MINUTE,
     RIGHT,
     TOP,
     Sample,
-    downsample,
     line_chart,
     time_ticks,
     value_ticks,
@@ -86,37 +84,6 @@ def test_a_line_breaks_where_snapshots_are_missing():
     assert len(drawn.lines) == len(drawn.areas) == 2
     assert [m.lone for m in drawn.marks] == [False] * 5
     assert len(chart(samples).lines) == 1
-
-
-def test_downsampling_keeps_the_peak_and_the_count_bounded():
-    five = timedelta(minutes=5)
-    start, end = START, START + timedelta(days=7)
-    values = [(start + n * five, 10.0) for n in range(2016)]
-    values[1000] = (values[1000][0], 999.0)
-
-    samples = downsample(values, start, end)
-
-    assert len(samples) <= MAX_POINTS
-    assert sum(s.count for s in samples) == 2016
-    assert max(s.peak for s in samples) == 999.0
-    spike = next(s for s in samples if s.peak == 999.0)
-    assert spike.value == pytest.approx((999.0 + 10 * (spike.count - 1)) / spike.count)
-    assert spike.at <= values[1000][0] <= spike.until
-    assert all(s.value == 10.0 for s in samples if s is not spike)
-
-
-def test_downsampling_leaves_sparse_values_exact():
-    values = [(START + timedelta(hours=h), float(h)) for h in range(24)]
-
-    samples = downsample(values, START, END)
-
-    assert samples == [Sample(at, value, value) for at, value in values]
-
-
-def test_downsampling_reads_its_input_once():
-    values = iter([(START, 1.0), (START + timedelta(hours=1), 2.0)])
-
-    assert [s.value for s in downsample(values, START, END)] == [1.0, 2.0]
 
 
 @pytest.mark.parametrize("highest", [0, 0.3, 1, 1.01, 2, 2.1, 7, 10, 10.1, 99, 1234, 5e6])

@@ -128,7 +128,7 @@ def test_the_detail_charts_the_snapshots_of_its_range_only(viewer, snapshots, ch
     processed = sum(int(RECORDED[key][1] * 10) for key in SHOWN[chosen])
     assert f"{processed:,}" in page.text
     assert f'aria-current="page">{chosen}</a>' in page.text
-    assert 'class="chart-point' in page.text and 'tabindex="0"' in page.text
+    assert '<g class="chart-mark" tabindex="0"><title>' in page.text
 
 
 def test_the_default_range_is_24_hours(viewer, snapshots):
@@ -203,7 +203,7 @@ def test_seven_days_of_snapshots_are_downsampled_with_their_peak(viewer, snapsho
     assert sum(point["count"] for point in series) == body["snapshots"] == 2016
     assert max(point["peak"] for point in series) == 500.0
     assert body["processed"] == 2016
-    assert page.text.count('class="chart-point') <= 2 * MAX_POINTS
+    assert page.text.count('class="chart-mark') <= 2 * MAX_POINTS
     assert "peak 500.0 jobs/min" in page.text
 
 
