@@ -7,6 +7,7 @@ printed URL is one that already accepts connections (port 0 picks a free one).
 
 from __future__ import annotations
 
+import gc
 import secrets
 import signal
 import socket
@@ -70,6 +71,7 @@ def serve(
     """Run until SIGINT or SIGTERM; the scheduler (if any) stops after the server."""
     settings = runtime.settings.dashboard
     app = create_app(runtime)
+    freeze_startup_objects()
     sock = bind(settings.host, settings.port)
     signal.signal(signal.SIGTERM, _interrupt)
     tasks = start_scheduler(runtime) if scheduler else None
@@ -82,6 +84,15 @@ def serve(
         sock.close()
         if tasks is not None:
             stop_scheduler(tasks)
+
+
+def freeze_startup_objects() -> None:
+    """Move what start-up made (modules, templates, settings: some 200,000 objects that live
+    as long as the process) out of the garbage collector's reach. A full collection walks
+    every tracked object, which took 300 ms here, and lands on whichever request happens to
+    trigger it: it was the dashboard's p95."""
+    gc.collect()
+    gc.freeze()
 
 
 def _server(app: Starlette) -> uvicorn.Server:

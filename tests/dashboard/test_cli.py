@@ -3,12 +3,14 @@ the real command against the test's Redis and SQL."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import signal
 import socket
 import subprocess
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import httpx2 as httpx
 import psutil
 import pytest
 
-from dashboard.server import FIRST_ADMIN, create_first_admin
+from dashboard.server import FIRST_ADMIN, create_first_admin, freeze_startup_objects
 from tests.conftest import ROOT, skyline_command, wait_until
 from tests.dashboard.conftest import CSRF_FIELD, PASSWORD, csrf_of
 from tests.jobs import noop, runs
@@ -249,3 +251,19 @@ def test_skyline_up_stops_everything_when_the_dashboard_cannot_start(skyline):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "the dashboard exited with 1" in result.stderr
+
+
+def test_start_up_objects_are_frozen_out_of_full_collections_and_garbage_is_not():
+    class Node:
+        pass
+
+    node = Node()
+    node.itself = node  # a cycle: only the collector frees it
+    garbage = weakref.ref(node)
+    del node
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 10_000  # the modules, classes and functions loaded
+        assert garbage() is None
+    finally:
+        gc.unfreeze()
