@@ -20,11 +20,9 @@ What it measures, ``--runs`` times each, printing the median and the raw values:
   from start to exit (reported apart, not part of the drain figures);
 - the ceiling: raw ``RPUSH`` + ``LPOP`` pairs from one Python client on the same
   Redis, one round trip each and pipelined, so Skyline's figures have a yardstick;
-- the cost of recording: the no-op drain by 1 and by 2 processes with job records and
-  metrics switched off (``[records] enabled = false``, in the workers and the producer)
-  and on, in alternating runs; the ratio is the median of the per-pair ratios (each "on"
-  run over the "off" run just before it), so drifting load hits both sides of each ratio.
-  Every other drain records, as the default does.
+- the cost of recording: the no-op drain with job records and metrics off and on, in
+  alternating runs (see ``bench/recording_cost.py``). Every other drain records, as the
+  default does.
 
 Rates are jobs / wall seconds.
 
@@ -42,7 +40,6 @@ temporary folder.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import platform
@@ -68,6 +65,9 @@ from core.runtime import Runtime
 from core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script, sys.path holds bench/, not the root
+    sys.path.insert(0, str(ROOT))
+
 SECRET = "bench-secret-0123456789abcdef"
 QUEUE = "bench"
 CHUNK = 1000
@@ -77,8 +77,6 @@ MIN_STARTUP_RUNS = 3  # even in --quick: the drains excluding start-up subtract 
 CEILING_KEY = "bench:ceiling"
 WORKER = [sys.executable, *f"-m core.cli work {QUEUE} --app bench.jobs".split()]
 POLL_S = 0.005
-RECORDING_PROCESSES = (1, 2)
-RECORDING_GOAL = 0.85  # recording on keeps at least this share of the drain rate
 
 
 @dataclass
@@ -175,18 +173,8 @@ def open_bench(folder: Path, redis_url: str, runs: int) -> Bench:
     runtime = Runtime(load_settings(environ=env))
     migrate(runtime.engine)
     set_dispatcher(runtime.dispatcher)
-    if str(ROOT) not in sys.path:  # run as a script, sys.path holds bench/, not the root
-        sys.path.insert(0, str(ROOT))
     jobs = importlib.import_module("bench.jobs")
     return Bench(folder, env, runtime, jobs, runs)
-
-
-def without_recording(bench: Bench) -> Bench:
-    """The same bench with job records and metrics off, in the workers and the producer."""
-    config = bench.folder / "no-recording.toml"
-    config.write_text("[records]\nenabled = false\n")
-    env = bench.env | {"SKYLINE_CONFIG": str(config)}
-    return dataclasses.replace(bench, env=env, runtime=Runtime(load_settings(environ=env)))
 
 
 # --- what is measured -----------------------------------------------------------------
@@ -353,37 +341,6 @@ def ceiling_rows(bench: Bench, n: int) -> list[Row]:
     return rows
 
 
-def recording_rows(bench: Bench, n: int, processes: int) -> tuple[Row, Row]:
-    """The no-op drain with recording off and on, their runs alternating."""
-    off = Row(f"drain no-op, {processes} process(es), recording off", n)
-    on = Row(f"drain no-op, {processes} process(es), recording on", n)
-    quiet, noop = without_recording(bench), bench.jobs.noop
-    for run in range(bench.runs):
-        for row, which in ((off, quiet), (on, bench)):
-            print(f"  {row.label}: run {run + 1}/{bench.runs}", file=sys.stderr, flush=True)
-            row.seconds.append(drain(which, noop, n, processes, []))
-    set_dispatcher(bench.runtime.dispatcher)
-    return off, on
-
-
-def recording_table(pairs: list[tuple[Row, Row]]) -> str:
-    """Both rows, and their ratio taken run by run: each "on" run against the "off" run
-    just before it, so that load from outside, which drifts, hits both sides of a ratio
-    alike; the median of those ratios is the figure, and the ratio of medians is shown too."""
-    lines = [table([row for pair in pairs for row in pair]), ""]
-    for off, on in pairs:
-        paired = [b / a for a, b in zip(off.values(), on.values(), strict=True)]
-        ratio = statistics.median(paired)
-        verdict = "within" if ratio >= RECORDING_GOAL else "OUTSIDE"
-        of_medians = statistics.median(on.values()) / statistics.median(off.values())
-        lines.append(
-            f"{on.label.removesuffix(', recording on')}: on / off = {ratio:.3f}, "
-            f"recording costs {1 - ratio:.1%} ({verdict} the 15% goal); "
-            f"runs: {' '.join(f'{r:.2f}' for r in paired)}; ratio of medians {of_medians:.3f}"
-        )
-    return "\n".join(lines)
-
-
 def all_rows(bench: Bench, n: int, m: int) -> tuple[list[Row], list[Row]]:
     noop, sleeper = bench.jobs.noop, bench.jobs.async_sleep_10ms
     concurrency = ["--concurrency", str(SLEEP_CONCURRENCY)]
@@ -429,6 +386,9 @@ def header(args: argparse.Namespace, bench: Bench) -> str:
 
 def main() -> None:
     args = parse_args()
+    # recording_cost builds on this module's helpers: importing it at the top would be a cycle
+    from bench.recording_cost import recording_pairs, recording_table
+
     with tempfile.TemporaryDirectory(prefix="skyline-bench-") as tmp:
         folder = Path(tmp)
         server, url = start_redis(folder)
@@ -437,7 +397,7 @@ def main() -> None:
             title = header(args, bench)
             if not args.recording_only:
                 rates, startups = all_rows(bench, args.jobs, args.sleep_jobs)
-            recording = [recording_rows(bench, args.jobs, p) for p in RECORDING_PROCESSES]
+            recording = recording_pairs(bench, args.jobs)
         finally:
             server.terminate()
             server.wait()

@@ -43,6 +43,7 @@ from core.locks import Locks
 from core.payload import Payload, PayloadError, now_ms, parse
 from core.queue import RedisQueue, Reservation
 from core.recording import Recorder
+from core.redis_backoff import RedisBackoff
 from core.registry import JobRegistry
 from core.settlement import Settler
 from core.slots import Slots
@@ -61,7 +62,6 @@ EXIT_MEMORY = 12
 ASYNC_STUCK_GRACE_S = 2.0
 PAUSE_POLL_S = 0.1
 IN_FLIGHT_POLL_S = 0.05
-MAX_REDIS_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Worker:
         self.processed = 0
         self._started = time.monotonic()
         self._slots = Slots(options.concurrency)
-        self._redis_failures = 0
+        self._redis = RedisBackoff(options.lease_s)
         self._process = psutil.Process()
         self._token_prefix = uuid.uuid4().hex[:16]
         self._tokens = itertools.count()
@@ -158,10 +158,10 @@ class Worker:
             return
         try:
             reserved, next_due = self._reserve(free)
-            self._redis_failures = 0
+            self._redis.reset()
         except redis.RedisError as exc:
             self._slots.give_back(free)
-            self._redis_trouble(exc)
+            self._redis.wait(exc)
             return
         self._slots.give_back(free - len(reserved))
         if not reserved:
@@ -194,7 +194,7 @@ class Worker:
         return [], next_due
 
     def _flush_acks(self) -> None:
-        self._with_redis(self._send_acks)
+        self._redis.retry(self._send_acks)
 
     def _send_acks(self) -> None:
         """Acks left over, and the records and metrics gathered so far: before the worker
@@ -205,7 +205,7 @@ class Worker:
         try:
             self._send_acks()
         except redis.RedisError as exc:
-            self._redis_trouble(exc)
+            self._redis.wait(exc)
             return
         if self.options.once or (self.options.stop_when_empty and self._nothing_running()):
             self.stop()
@@ -218,7 +218,7 @@ class Worker:
         try:
             self.queue.wait(list(self.options.queues), timeout)
         except redis.RedisError as exc:
-            self._redis_trouble(exc)
+            self._redis.wait(exc)
 
     def _nothing_running(self) -> bool:
         return not self.leases.running()
@@ -250,7 +250,7 @@ class Worker:
         try:
             payload = parse(reservation.raw, self.signing_keys)
         except PayloadError as exc:
-            self._with_redis(self.settler.fail_poison, reservation, exc)
+            self._redis.retry(self.settler.fail_poison, reservation, exc)
             return None
         refusal = refuse_before_running(payload, self.options.defaults, now_ms())
         prepared = prepare(payload, self.registry)
@@ -264,7 +264,7 @@ class Worker:
         assert isinstance(prepared, Prepared)
         unique = payload.body.get("unique")
         if unique and unique.get("until_processing"):
-            self._with_redis(self.locks.release, unique["key"], payload.id)
+            self._redis.retry(self.locks.release, unique["key"], payload.id)
         timeout = payload.option("timeout", self.options.defaults.timeout)
         grace = ASYNC_STUCK_GRACE_S if prepared.is_async else 0
         self.leases.track(reservation, payload, timeout + grace if timeout else None)
@@ -294,7 +294,7 @@ class Worker:
     def _settle(self, reservation: Reservation, payload: Payload, outcome: Outcome) -> Result:
         """Settle with the queue, then move the job's chain, batch and unique lock along."""
         if outcome.result not in ACKED:
-            result = self._with_redis(self.settler.settle, reservation, payload, outcome)
+            result = self._redis.retry(self.settler.settle, reservation, payload, outcome)
             if result is Result.FAILED:
                 self._move_on(payload, outcome, result)
             return result or Result.RELEASED
@@ -333,7 +333,7 @@ class Worker:
         self._flush_acks()
         payload = running.payload
         exc = JobTimeoutError(f"{payload.job_name} ran longer than its timeout and was killed")
-        result = self._with_redis(
+        result = self._redis.retry(
             self.settler.settle, running.reservation, payload, Outcome(Result.RAISED, exc)
         )
         if result is Result.FAILED:
@@ -366,32 +366,6 @@ class Worker:
         """Wait for running jobs (their slots) before exiting."""
         self._slots.drain()
         self._flush_acks()
-
-    def _with_redis(self, fn, *args):
-        """Retry a settling write through a Redis blip, for as long as a lease lasts.
-
-        After that the reservation has expired, so the write could not succeed anyway:
-        give up (None) and let the job come back, rather than hang a stopping worker.
-        """
-        deadline = time.monotonic() + self.options.lease_s
-        while True:
-            try:
-                return fn(*args)
-            except redis.RedisError as exc:
-                if time.monotonic() > deadline:
-                    log.error(
-                        "Redis unreachable for a whole lease (%s): giving up; the job "
-                        "comes back when its lease expires",
-                        exc,
-                    )
-                    return None
-                self._redis_trouble(exc)
-
-    def _redis_trouble(self, exc: Exception) -> None:
-        self._redis_failures += 1
-        wait = min(0.1 * 2**self._redis_failures, MAX_REDIS_BACKOFF_S)
-        log.warning("Redis error (%s); retrying in %.1f s", exc, wait)
-        time.sleep(wait)
 
     def _report(self, status: bytes) -> None:
         """Tell the supervisor (if any) a status (see ``status_fd``); never block or fail on it."""
