@@ -7,6 +7,8 @@ ships) on a free port. SQL: ``SKYLINE_TEST_DATABASE_URL`` if set, else SQLite.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -239,3 +241,19 @@ def start_worker(worker_env: dict[str, str]):
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+URL = re.compile(r"Dashboard: (http://\S+)")  # as `skyline dashboard` and `up` print it
+
+
+def printed(log_path: Path, pattern: re.Pattern[str], timeout_s: float = 30) -> str:
+    match = wait_until(lambda: pattern.search(log_path.read_text()), timeout_s=timeout_s)
+    return match.group(1)
+
+
+def stop(process: subprocess.Popen, within_s: float) -> float:
+    """SIGTERM; how long the command took to exit (it must exit 0)."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=within_s * 2) == 0
+    return time.monotonic() - started

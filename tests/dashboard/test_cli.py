@@ -6,10 +6,8 @@ from __future__ import annotations
 import gc
 import json
 import re
-import signal
 import socket
 import subprocess
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,11 +17,10 @@ import psutil
 import pytest
 
 from dashboard.server import FIRST_ADMIN, create_first_admin, freeze_startup_objects
-from tests.conftest import ROOT, skyline_command, wait_until
+from tests.conftest import ROOT, URL, printed, skyline_command, stop, wait_until
 from tests.dashboard.conftest import CSRF_FIELD, PASSWORD, csrf_of
 from tests.jobs import noop, runs
 
-URL = re.compile(r"Dashboard: (http://\S+)")
 CREDENTIALS = re.compile(rf"First admin: {re.escape(FIRST_ADMIN)}  password: (\S+)")
 # How long a stop may take on a busy test machine: the dashboard stops its server, `up`
 # also waits for the master, which lets every worker finish its job and exit.
@@ -172,19 +169,6 @@ def _descendants(process: subprocess.Popen) -> list[psutil.Process]:
         return psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-
-
-def printed(log_path: Path, pattern: re.Pattern[str], timeout_s: float = 30) -> str:
-    match = wait_until(lambda: pattern.search(log_path.read_text()), timeout_s=timeout_s)
-    return match.group(1)
-
-
-def stop(process: subprocess.Popen, within_s: float) -> float:
-    """SIGTERM; how long the command took to exit (it must exit 0)."""
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=within_s * 2) == 0
-    return time.monotonic() - started
 
 
 def test_skyline_dashboard_serves_on_its_port_and_stops_on_sigterm(background, app):
