@@ -16,6 +16,17 @@ class JobStatus(StrEnum):
     SILENCED = "silenced"
 
 
+# An index scores a job by a time in ms, times SCORES_PER_MS, plus its place among the
+# jobs of that millisecond in that index (core/lua/record_pushed.lua): whole numbers that
+# a double holds exactly (below 2**53 until the year 2255), one per job, in write order.
+SCORES_PER_MS = 1000
+
+
+def score_at(ms: int) -> int:
+    """The lowest index score of millisecond ``ms``: what a window's cutoff compares to."""
+    return ms * SCORES_PER_MS
+
+
 class JobIndex(StrEnum):
     RECENT = "recent"  # every pushed job, by push time
     PENDING = "pending"  # not finished yet, by the time it is (or was) due

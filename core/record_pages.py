@@ -1,7 +1,8 @@
 """Paging through a sorted set of ids, newest first, with filters and a score cursor.
 
-A page ends only between two different scores: jobs recorded in the same millisecond
-share a score, and a cursor that split them would skip or repeat some.
+Job indexes give each job a score of its own (``core.job_record.SCORES_PER_MS``), but a
+page still ends only between two different scores: a cursor that split equal ones would
+skip or repeat some.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ SCAN_LIMIT = 10_000  # entries read for one page, so a rare filter cannot read a
 @dataclass(frozen=True)
 class Page(Generic[T]):
     records: list[T]
-    next_before: float | None  # pass as ``before`` for the next page; None: nothing older
+    next_before: int | None  # pass as ``before`` for the next page; None: nothing older
 
 
 def scan_page(
@@ -36,7 +37,7 @@ def scan_page(
     """Records from ``key`` scored in [oldest, before), that ``load`` finds and ``wanted`` keeps."""
     top = "+inf" if before is None else f"({before}"
     found: list[T] = []
-    boundary: float | None = None
+    boundary: int | None = None
     scanned = 0
     chunk = min(limit + 1, SCAN_CHUNK)
     while True:
@@ -53,4 +54,4 @@ def scan_page(
             if record is not None and wanted(record):
                 found.append(record)
             if boundary is None and (len(found) >= limit or scanned >= SCAN_LIMIT):
-                boundary = score
+                boundary = int(score)  # a whole number, held exactly by the float

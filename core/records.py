@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from core.job_record import JobIndex, JobRecord, JobStatus
+from core.job_record import JobIndex, JobRecord, JobStatus, score_at
 from core.keys import Keys
 from core.payload import Payload, now_ms
 from core.pipelines import call, register
@@ -71,7 +71,6 @@ class JobRecordRepository:
             JobIndex.MONITORED: settings.monitored_s,
         }
         self._index = {index: keys.job_index(index) for index in JobIndex}
-        self._places = itertools.count(step=CHUNK)  # see record_pushed.lua
         self._pushed = register(client, "record_pushed")
         self._reserved = register(client, "record_reserved")
         self._finished = register(client, "record_finished")
@@ -88,8 +87,7 @@ class JobRecordRepository:
         keys = [self._index[JobIndex.RECENT], self._index[JobIndex.PENDING]]
         keys += [self.keys.monitoring(), *(self.keys.job_record(j.body["id"]) for j in jobs)]
         keys += [self.keys.monitored_jobs(tag) for tag in tags]
-        place = next(self._places)
-        args: list[Any] = [len(jobs), now_ms(), self.settings.monitored_s, place, *tags]
+        args: list[Any] = [len(jobs), now_ms(), self.settings.monitored_s, *tags]
         for job in jobs:
             body, available_at = job.body, job.available_at
             due_in_s = max(-(-(available_at - body["pushed_at"]) // 1000), 0)
@@ -152,7 +150,7 @@ class JobRecordRepository:
         """Drop index entries older than their window; the records expire by themselves."""
         for index in JobIndex:
             if index is not JobIndex.MONITORED:  # trimmed by the pushes that fill them
-                oldest = now - self.windows_s[index] * 1000
+                oldest = score_at(now - self.windows_s[index] * 1000)
                 pipe.zremrangebyscore(self._index[index], "-inf", f"({oldest}")
 
     # --- monitoring -------------------------------------------------------------------
@@ -169,7 +167,7 @@ class JobRecordRepository:
     def monitored(self) -> dict[str, int]:
         """Monitored tags and how many jobs each keeps now."""
         tags = sorted(t.decode() for t in self.client.smembers(self.keys.monitoring()))
-        oldest = now_ms() - self.settings.monitored_s * 1000
+        oldest = score_at(now_ms() - self.settings.monitored_s * 1000)
         pipe = self.client.pipeline(transaction=False)
         for tag in tags:
             pipe.zcount(self.keys.monitored_jobs(tag), oldest, "+inf")
@@ -191,7 +189,8 @@ class JobRecordRepository:
         indexes = [index for index in JobIndex if index is not JobIndex.MONITORED]
         pipe = self.client.pipeline(transaction=False)
         for index in indexes:
-            pipe.zcount(self._index[index], now - self.windows_s[index] * 1000, "+inf")
+            oldest = score_at(now - self.windows_s[index] * 1000)
+            pipe.zcount(self._index[index], oldest, "+inf")
         return dict(zip(indexes, pipe.execute(), strict=True))
 
     def page(
@@ -230,7 +229,7 @@ class JobRecordRepository:
                 and (statuses is None or record.status in statuses)
             )
 
-        oldest = now_ms() - self.windows_s[index] * 1000
+        oldest = score_at(now_ms() - self.windows_s[index] * 1000)
         return scan_page(self.client, key, oldest, before, limit, self._load, wanted)
 
     def _load(self, ids: list[bytes]) -> list[JobRecord | None]:

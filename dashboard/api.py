@@ -55,5 +55,5 @@ def numbered(items: list[Any], page: NumberedPage) -> ApiResponse:
     )
 
 
-def by_cursor(items: list[Any], next_before: float | None) -> ApiResponse:
+def by_cursor(items: list[Any], next_before: int | None) -> ApiResponse:
     return ApiResponse({"data": items, "page": {"next_before": next_before}})

@@ -168,7 +168,7 @@ def row_of_failure(failure: FailedJobRecord, record: JobRecord | None) -> JobRow
 @dataclass(frozen=True)
 class RecordRows:
     rows: list[JobRow]
-    next_before: float | None
+    next_before: int | None  # a score, exact as an integer (see core.job_record.score_at)
 
 
 def record_rows(

@@ -1,33 +1,63 @@
 -- Records of pushed jobs: each hash with its TTL, the recent and pending indexes and, for a
 -- job carrying a monitored tag, that tag's index (trimmed here, as only pushes add to it).
 -- A record holds the payload and what changes; the rest is read from the payload.
--- Index scores are milliseconds with a fraction that counts the producer's pushes: jobs of
--- a bulk push share a millisecond, and equal scores would make every ZREM compare ids.
 -- KEYS: recent, pending, monitoring, record..., tag_index...
--- ARGV: jobs, now_ms, monitored_ttl_s, first_place, tag..., then per job:
+-- ARGV: jobs, now_ms, monitored_ttl_s, tag..., then per job:
 --       id, pushed_at, available_at, ttl_s, payload, tags (JSON, '' for none), retried_from
 local FIELDS = 7
+local PER_MS = 1000 -- index score = ms * PER_MS + place (see free_score)
 local jobs = tonumber(ARGV[1])
 local monitored_ttl = tonumber(ARGV[3])
-local first_place = tonumber(ARGV[4])
 local tags = #KEYS - 3 - jobs
+
+-- A score of its own for a job at `ms` in `key`: the millisecond's first place, or the one
+-- after the highest taken (by earlier calls, read from the index, or by this one), so jobs
+-- of one millisecond list in the order their writes ran, whichever process made them. A
+-- millisecond's 1000 places used up spill into the next. Scores stay whole numbers below
+-- 2^53, which a double holds exactly. The same function is in record_finished.lua.
+local highest = {} -- key -> millisecond -> highest score taken (-1: none)
+local function free_score(key, ms)
+  local taken = highest[key]
+  if not taken then
+    taken = {}
+    highest[key] = taken
+  end
+  local score = math.floor(ms) * PER_MS
+  while true do
+    local slot = math.floor(score / PER_MS)
+    local top = taken[slot]
+    if not top then
+      local first = slot * PER_MS
+      local found = redis.call(
+        'zrevrangebyscore', key, first + PER_MS - 1, first, 'WITHSCORES', 'LIMIT', 0, 1)
+      top = found[2] and tonumber(found[2]) or -1
+    end
+    if top >= score then
+      score = top + 1
+    end
+    if score < (slot + 1) * PER_MS then
+      taken[slot] = score
+      return string.format('%d', score)
+    end
+    taken[slot] = top
+  end
+end
 
 local watched = {}
 local any_watched = false
 for i = 1, tags do
-  if redis.call('sismember', KEYS[3], ARGV[4 + i]) == 1 then
-    watched[ARGV[4 + i]] = KEYS[3 + jobs + i]
+  if redis.call('sismember', KEYS[3], ARGV[3 + i]) == 1 then
+    watched[ARGV[3 + i]] = KEYS[3 + jobs + i]
     any_watched = true
   end
 end
 
 local recent, pending = {}, {}
 for j = 1, jobs do
-  local a = 4 + tags + (j - 1) * FIELDS
-  local id, pushed_at, available_at = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local a = 3 + tags + (j - 1) * FIELDS
+  local id, pushed_at, available_at = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local ttl, tag_list, retried_from = ARGV[a + 4], ARGV[a + 6], ARGV[a + 7]
   local record = KEYS[3 + j]
-  local place = string.format('.%04d', (first_place + j) % 10000)
   redis.call('hset', record, 'status', 'pending', 'attempts', '0', 'payload', ARGV[a + 5])
   if retried_from ~= '' then
     redis.call('hset', record, 'retried_from', retried_from)
@@ -35,21 +65,22 @@ for j = 1, jobs do
   if any_watched and tag_list ~= '' then
     for _, tag in ipairs(cjson.decode(tag_list)) do
       if watched[tag] then
-        redis.call('zadd', watched[tag], pushed_at .. place, id)
+        redis.call('zadd', watched[tag], free_score(watched[tag], pushed_at), id)
         redis.call('hset', record, 'monitored', 1)
         ttl = math.max(tonumber(ttl), monitored_ttl)
       end
     end
   end
   redis.call('expire', record, ttl)
-  recent[2 * j - 1], recent[2 * j] = pushed_at .. place, id
-  pending[2 * j - 1], pending[2 * j] = available_at .. place, id
+  recent[2 * j - 1], recent[2 * j] = free_score(KEYS[1], pushed_at), id
+  pending[2 * j - 1], pending[2 * j] = free_score(KEYS[2], available_at), id
 end
 redis.call('zadd', KEYS[1], unpack(recent))
 redis.call('zadd', KEYS[2], unpack(pending))
 
+local oldest = string.format('(%d', (tonumber(ARGV[2]) - monitored_ttl * 1000) * PER_MS)
 for _, index in pairs(watched) do
-  redis.call('zremrangebyscore', index, '-inf', tonumber(ARGV[2]) - monitored_ttl * 1000)
+  redis.call('zremrangebyscore', index, '-inf', oldest)
   redis.call('expire', index, monitored_ttl)
 end
 return jobs

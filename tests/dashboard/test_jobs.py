@@ -11,8 +11,8 @@ import pytest
 
 from core.batches import batch
 from core.execution import WorkerDefaults
-from core.job_record import JobIndex
-from core.payload import parse
+from core.job_record import JobIndex, score_at
+from core.payload import now_ms, parse
 from core.registry import registry
 from core.retrying import retry_failed
 from core.runtime import Runtime
@@ -153,6 +153,7 @@ def test_a_redis_list_pages_by_cursor(runtime, viewer):
     assert "Newest</a>" in second.text
 
     api = viewer.get("/api/jobs/pending", params={"per_page": 2}).json()
+    assert isinstance(api["page"]["next_before"], int)  # a score, exact in JSON
     rest = viewer.get("/api/jobs/pending", params={"before": api["page"]["next_before"]}).json()
     assert [row["id"] for row in api["data"] + rest["data"]] == ids[::-1]
     assert rest["page"]["next_before"] is None
@@ -219,7 +220,7 @@ def test_a_malformed_record_does_not_break_the_list(runtime, viewer, redis_clien
     broken = jobs.noop.dispatch(2)
     keys = runtime.dispatcher.keys
     redis_client.hset(keys.job_record(broken), "payload", "{not json")
-    redis_client.zadd(keys.job_index(JobIndex.PENDING), {"ghost": 1e15})
+    redis_client.zadd(keys.job_index(JobIndex.PENDING), {"ghost": score_at(now_ms())})
     redis_client.hset(keys.job_record("ghost"), mapping={"status": "exploded", "payload": "{}"})
 
     page = viewer.get("/jobs/pending")
