@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,11 +208,15 @@ class BatchRepository:
         finished_before: datetime,
         unfinished_before: datetime | None = None,
         cancelled_before: datetime | None = None,
+        chunk: int = DELETE_CHUNK,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Laravel's queue:prune-batches; each age is strict, like the failed store's prune.
 
         Unfinished batches are aged by created_at (they have nothing else), cancelled ones
         by cancelled_at, so a batch cancelled a minute ago is not pruned for being old.
+        ``chunk`` batches go per transaction, so a big prune holds no lock for long;
+        ``progress`` gets each chunk's count. Returns how many were deleted.
         """
         conditions = [_before(JobBatch.finished_at, finished_before)]
         if unfinished_before is not None:
@@ -222,7 +226,15 @@ class BatchRepository:
             conditions.append(unfinished)
         if cancelled_before is not None:
             conditions.append(_before(JobBatch.cancelled_at, cancelled_before))
-        return self._delete(or_(*conditions))
+        oldest = select(JobBatch.id).where(or_(*conditions)).limit(chunk)
+        pruned = 0
+        while deleted := self._delete(JobBatch.id.in_(oldest.scalar_subquery())):
+            pruned += deleted
+            if progress is not None:
+                progress(deleted)
+            if deleted < chunk:
+                break
+        return pruned
 
     @contextmanager
     def _locked(self, id: str) -> Iterator[tuple[Connection, BatchRecord]]:

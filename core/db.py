@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,16 +52,33 @@ def _alembic_config() -> Any:
     return config
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine) -> list[str]:
+    """Upgrade to the newest revision; returns the revisions applied, oldest first (none
+    when the database was current), for the caller to report."""
     from alembic import command
+    from alembic.script import ScriptDirectory
 
     config = _alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Several hosts may start at once; one migrates, the others wait and find head.
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        before = _revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        after = _revision(connection)
+    if after == before:
+        return []
+    applied = ScriptDirectory.from_config(config).iterate_revisions(after, before)
+    return [script.revision for script in reversed(list(applied))]
+
+
+def _revision(connection: Connection) -> str | None:
+    """The database's revision, or None before the first migration (no version table)."""
+    from alembic.runtime.migration import MigrationContext
+
+    options = {"version_table": VERSION_TABLE}
+    return MigrationContext.configure(connection, opts=options).get_current_revision()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

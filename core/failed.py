@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,9 @@ from core.db import session_factory
 from core.models import FailedJob
 
 UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# Rows per DELETE when pruning: each chunk is a short transaction of its own, so a prune of
+# millions holds no lock for long (SQLite's whole-database one above all) and can report.
+PRUNE_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,25 @@ class FailedJobRepository:
     def flush(self) -> int:
         return self._delete(delete(FailedJob))
 
-    def prune(self, before: datetime) -> int:
-        return self._delete(delete(FailedJob).where(FailedJob.failed_at < before))
+    def prune(
+        self,
+        before: datetime,
+        *,
+        chunk: int = PRUNE_CHUNK,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete the failures older than ``before``, ``chunk`` rows a transaction, calling
+        ``progress`` with each chunk's count; returns how many were deleted."""
+        oldest = select(FailedJob.id).where(FailedJob.failed_at < before).limit(chunk)
+        statement = delete(FailedJob).where(FailedJob.id.in_(oldest.scalar_subquery()))
+        pruned = 0
+        while deleted := self._delete(statement):
+            pruned += deleted
+            if progress is not None:
+                progress(deleted)
+            if deleted < chunk:
+                break
+        return pruned
 
     def _delete(self, statement: Delete) -> int:
         with self._sessions.begin() as session:

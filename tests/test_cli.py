@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import socket
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
+from core.db import SCHEMA_REVISION, database_engine
+from core.models import BatchJob
 from core.payload import build, parse
+from core.retrying import pending_retries
 from tests import jobs
-from tests.conftest import ROOT, skyline_command
+from tests.conftest import ROOT, SECRET, skyline_command
 from tests.jobs import runs
+from tests.test_batch_store import alembic
 
 SUMMARY_FIELDS = {
     "id",
@@ -66,6 +74,67 @@ def run_with_env(worker_env, changes: dict, *args: str) -> subprocess.CompletedP
     env = {k: v for k, v in {**worker_env, **changes}.items() if v is not None}
     command = skyline_command(*args)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def summary(result) -> str:
+    """The command's last line with its duration as T: the figure varies, the words do not."""
+    return re.sub(r" in \d+\.\d s\b", " in T s", result.stdout.splitlines()[-1])
+
+
+def in_a_terminal(worker_env, *args: str) -> tuple[str, str]:
+    """Run a command with stderr on a pseudo-terminal, as an operator's shell does;
+    returns (stdout, what the terminal showed)."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        skyline_command(*args),
+        env={**worker_env, "TERM": "xterm"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: every writer closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, shown
+    return stdout, shown.decode(errors="replace")
+
+
+def ago(**elapsed: float) -> datetime:
+    return datetime.now(UTC) - timedelta(**elapsed)
+
+
+def seed_failures(runtime, count: int, *, at: datetime | None = None, **fields) -> list[int]:
+    """Failed jobs written straight into the store (many, fast), with payloads a retry
+    verifies like a worker's; returns their ids."""
+    failed_at = at or datetime.now(UTC)
+    ids = []
+    for n in range(count):
+        body = {**FORGED_BODY, "id": str(uuid4()), "args": [n], **fields}
+        payload = build(body, SECRET, available_at=0)
+        ids.append(
+            runtime.failed_store.record(
+                uuid=body["id"],
+                connection="redis",
+                queue=body["queue"],
+                job_name=body["job"],
+                payload=payload,
+                exception_class="ValueError",
+                message=f"boom {n}",
+                traceback="...",
+                failed_at=failed_at,
+            )
+        )
+    return ids
 
 
 def closed_port() -> int:
@@ -173,7 +242,7 @@ def test_failed_retry_requeues_with_attempts_reset_under_a_new_id(runtime, skyli
     assert payload.id != old
     assert payload.body["retry_of"] == old
     assert f"Retried failed job {row['id']} as {payload.id}." in result.stdout
-    assert "1 retried, 0 could not be." in result.stdout
+    assert summary(result) == "Retried 1 failed job in T s."
     assert failed_rows(skyline)[old]["retried_by"] == payload.id
 
 
@@ -221,7 +290,7 @@ def test_failed_retry_all_retries_only_rows_not_yet_retried(runtime, skyline):
     result = skyline("failed", "retry", "--all")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "2 retried, 0 could not be."
+    assert summary(result) == "Retried 2 failed jobs in T s; 1 skipped (already retried)."
     rows = failed_rows(skyline)
     assert rows[first]["retried_by"] == retried_first_as
     assert sorted(p.body["retry_of"] for p in ready(runtime)) == sorted([first, second])
@@ -236,10 +305,36 @@ def test_failed_retry_queue_retries_only_that_queue(runtime, skyline):
     result = skyline("failed", "retry", "--queue", "other")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "1 retried, 0 could not be."
+    assert summary(result) == "Retried 1 failed job in T s."
     assert [p.body["retry_of"] for p in ready(runtime, "other")] == [on_other]
     assert ready(runtime) == []
     assert failed_rows(skyline)[on_default]["retried_by"] is None
+
+
+def test_failed_retry_all_retries_many_and_sums_up_in_one_line(runtime, skyline):
+    seeded = seed_failures(runtime, 25)
+    for failed_id in seeded[:3]:
+        runtime.failed_store.mark_retried(failed_id, str(uuid4()))
+
+    result = skyline("failed", "retry", "--all")
+
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1  # no line per job for --all
+    assert summary(result) == "Retried 22 failed jobs in T s; 3 skipped (already retried)."
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+    assert len(ready(runtime)) == 22
+    assert runtime.failed_store.pending_retry_ids() == []
+
+
+def test_pending_retries_reads_chunk_after_chunk_and_leaves_later_failures(runtime):
+    older = seed_failures(runtime, 7, at=ago(minutes=5))
+    runtime.failed_store.mark_retried(older[2], str(uuid4()))
+    cutoff = ago(minutes=1)
+    seed_failures(runtime, 2)  # failed after the pass started: a retry failing again
+
+    found = pending_retries(runtime.failed_store, failed_before=cutoff, chunk=2)
+
+    assert [record.id for record in found] == older[:2] + older[3:]
 
 
 def test_failed_retry_without_ids_or_all_is_a_usage_error(skyline):
@@ -274,7 +369,7 @@ def test_unverifiable_failed_job_is_listed_but_not_retried(runtime, skyline, raw
     assert result.returncode == 1
     assert f"failed job {row['id']} cannot be retried" in result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stdout.splitlines()[-1] == "0 retried, 1 could not be."
+    assert summary(result) == "Retried 0 failed jobs in T s; 1 could not be (see above)."
     assert runtime.queue().size("default") == 0
     assert failed_rows(skyline)[row["uuid"]]["retried_by"] is None
 
@@ -307,9 +402,117 @@ def test_failed_flush_deletes_every_failed_job(runtime, skyline):
 def test_failed_prune_deletes_only_failed_jobs_older_than_the_hours(runtime, skyline):
     fail(runtime, skyline, jobs.fails_itself.prepare())
 
-    assert skyline("failed", "prune").stdout.strip() == "Pruned 0 failed jobs."
-    assert skyline("failed", "prune", "--hours", "0").stdout.strip() == "Pruned 1 failed jobs."
+    assert summary(skyline("failed", "prune")) == "Pruned 0 failed jobs older than 7 days in T s."
+    pruned = skyline("failed", "prune", "--hours", "0")
+    assert summary(pruned) == "Pruned 1 failed job older than 0 hours in T s."
     assert failed_rows(skyline) == {}
+
+
+def test_failed_prune_counts_what_it_deleted_and_keeps_the_rest(runtime, skyline):
+    seed_failures(runtime, 30, at=ago(days=8))
+    kept = set(seed_failures(runtime, 4, at=ago(days=6)))
+
+    result = skyline("failed", "prune")
+
+    assert summary(result) == "Pruned 30 failed jobs older than 7 days in T s."
+    assert result.stderr == ""
+    assert {row["id"] for row in failed_rows(skyline).values()} == kept
+
+
+def test_failed_prune_in_a_terminal_shows_progress_on_stderr(runtime, worker_env):
+    seed_failures(runtime, 3, at=ago(hours=2))
+
+    stdout, shown = in_a_terminal(worker_env, "failed", "prune", "--hours", "1")
+
+    assert "Pruning failed jobs" in shown
+    assert re.fullmatch(r"Pruned 3 failed jobs older than 1 hour in \d+\.\d s\.\n", stdout)
+
+
+@pytest.mark.parametrize(("older", "chunks"), [(10, [3, 3, 3, 1]), (9, [3, 3, 3])])
+def test_failed_store_prunes_in_chunks_exactly_the_rows_before_the_cutoff(runtime, older, chunks):
+    store, cutoff = runtime.failed_store, ago(hours=1)
+    seed_failures(runtime, older, at=ago(hours=3))
+    at_cutoff = seed_failures(runtime, 1, at=cutoff)
+    newer = seed_failures(runtime, 2)
+    seen: list[int] = []
+
+    assert store.prune(cutoff, chunk=3, progress=seen.append) == older
+
+    assert seen == chunks
+    assert [record.id for record in store.list(limit=100)] == (at_cutoff + newer)[::-1]
+
+
+# skyline batches prune
+
+
+def finished_batches(runtime, count: int, at: datetime) -> list[str]:
+    """Batches of two jobs, both finished ``at``, written through the real store."""
+    store = runtime.dispatcher.workflows.batches
+    ids = []
+    for _ in range(count):
+        record = store.create(id=str(uuid4()), name="nightly", total_jobs=2, options={})
+        store.record_success(record.id, "a", at=at)
+        store.record_success(record.id, "b", at=at)
+        ids.append(record.id)
+    return ids
+
+
+def batch_job_rows(runtime, batch_ids: list[str]) -> int:
+    query = select(func.count()).select_from(BatchJob).where(BatchJob.batch_id.in_(batch_ids))
+    with runtime.engine.connect() as connection:
+        return connection.execute(query).scalar_one()
+
+
+def test_batches_prune_counts_what_it_deleted_by_age(runtime, skyline):
+    old = finished_batches(runtime, 4, ago(days=2))
+    recent = finished_batches(runtime, 1, datetime.now(UTC))
+    store = runtime.dispatcher.workflows.batches
+    unfinished = store.create(id=str(uuid4()), name="stuck", total_jobs=1, options={})
+
+    result = skyline("batches", "prune")
+
+    assert summary(result) == "Pruned 4 batches (finished over 1 day ago) in T s."
+    assert result.stderr == ""
+    assert batch_job_rows(runtime, old) == 0
+    assert [record.id for record in store.list()] == [unfinished.id, *recent]
+    both = skyline("batches", "prune", "--unfinished-hours", "0", "--cancelled-hours", "48")
+    assert summary(both) == (
+        "Pruned 1 batch (finished over 1 day ago, unfinished over 0 hours old,"
+        " cancelled over 2 days ago) in T s."
+    )
+
+
+def test_batch_store_prunes_in_chunks_exactly_the_batches_before_the_cutoff(runtime):
+    store, cutoff = runtime.dispatcher.workflows.batches, datetime.now(UTC)
+    old = finished_batches(runtime, 7, cutoff - timedelta(seconds=1))
+    kept = finished_batches(runtime, 2, cutoff)
+    seen: list[int] = []
+
+    assert store.prune(finished_before=cutoff, chunk=3, progress=seen.append) == 7
+
+    assert seen == [3, 3, 1]
+    assert {record.id for record in store.list()} == set(kept)
+    assert batch_job_rows(runtime, old) == 0 and batch_job_rows(runtime, kept) == 4
+
+
+# skyline migrate
+
+
+def test_migrate_names_the_revisions_it_applied_then_says_it_is_current(worker_env, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    engine = database_engine(url)
+    alembic(engine, "upgrade", "0004")
+    engine.dispose()
+    applied = ", ".join(f"{n:04d}" for n in range(5, int(SCHEMA_REVISION) + 1))
+
+    first = run_with_env(worker_env, {"DATABASE_URL": url}, "migrate")
+    again = run_with_env(worker_env, {"DATABASE_URL": url}, "migrate")
+
+    assert summary(first) == (
+        f"Database migrated to revision {SCHEMA_REVISION} (applied {applied}) in T s: {url}"
+    )
+    assert first.stderr == ""
+    assert again.stdout == f"Database already at revision {SCHEMA_REVISION}: {url}\n"
 
 
 # skyline queue

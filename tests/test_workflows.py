@@ -238,7 +238,7 @@ def test_batches_cli_lists_shows_retries_and_cancels(runtime, skyline, record_di
     assert len(shown["failed_job_ids"]) == 1
 
     retried = skyline("batches", "retry", created.id)
-    assert retried.returncode == 0 and "1 retried" in retried.stdout
+    assert retried.returncode == 0 and "Retried 1 failed job in" in retried.stdout
     work(skyline)
     assert names(record_dir, "broken_step") == ["x", "x"]
 
@@ -255,7 +255,7 @@ def test_batches_prune_removes_finished_batches(runtime, skyline):
 
     pruned = skyline("batches", "prune", "--hours", "0")
 
-    assert pruned.returncode == 0 and "Pruned 1 batches" in pruned.stdout
+    assert pruned.returncode == 0 and "Pruned 1 batch " in pruned.stdout
     assert find_batch(finished.id) is None and find_batch(running.id) is not None
     assert "Pruned 1" in skyline("batches", "prune", "--unfinished-hours", "0").stdout
 

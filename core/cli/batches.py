@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.batch_store import BatchRecord
-from core.cli.common import AppContext, echo_json, pass_app
+from core.cli.common import AppContext, echo_json, hours_text, pass_app, plural, progress, took
 from core.cli.failed import retry_each
 
 
@@ -124,14 +125,22 @@ def prune(
 ) -> None:
     """Delete old batch records."""
     app.runtime.ensure_schema()
-    now = datetime.now(UTC)
+    now, started = datetime.now(UTC), time.monotonic()
 
     def ago(h: int | None) -> datetime | None:
         return None if h is None else now - timedelta(hours=h)
 
-    pruned = app.runtime.dispatcher.workflows.batches.prune(
-        finished_before=now - timedelta(hours=hours),
-        unfinished_before=ago(unfinished_hours),
-        cancelled_before=ago(cancelled_hours),
-    )
-    click.echo(f"Pruned {pruned} batches.")
+    with progress("Pruning batches") as advance:
+        pruned = app.runtime.dispatcher.workflows.batches.prune(
+            finished_before=now - timedelta(hours=hours),
+            unfinished_before=ago(unfinished_hours),
+            cancelled_before=ago(cancelled_hours),
+            progress=advance,
+        )
+    ages = [f"finished over {hours_text(hours)} ago"]
+    if unfinished_hours is not None:
+        ages.append(f"unfinished over {hours_text(unfinished_hours)} old")
+    if cancelled_hours is not None:
+        ages.append(f"cancelled over {hours_text(cancelled_hours)} ago")
+    batches = plural(pruned, "batch", "batches")
+    click.echo(f"Pruned {batches} ({', '.join(ages)}) in {took(started)}.")

@@ -6,11 +6,15 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from core.registry import AppImportError, import_app
 from core.runtime import Runtime
@@ -57,3 +61,40 @@ def set_verbosity(count: int) -> None:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
+
+
+@contextlib.contextmanager
+def progress(
+    description: str, total: int | None = None, *, count: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(n)`` for long work: a bar (a running count when the total is unknown;
+    a spinner alone with ``count=False``) on stderr while it runs. Only when stderr is a
+    terminal, so that piped output, logs and tests get nothing but the summary line the
+    command prints at the end."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    columns = [SpinnerColumn(), TextColumn(description)]
+    if count:
+        columns.append(BarColumn())
+        columns.append(MofNCompleteColumn() if total else TextColumn("{task.completed:,}"))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def took(started: float) -> str:
+    """Seconds since ``started`` (a ``time.monotonic()``) for a summary line: "3.2 s"."""
+    return f"{time.monotonic() - started:.1f} s"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """ "1 failed job", "1,204 failed jobs": thousands separated, as summaries read."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def hours_text(hours: int) -> str:
+    """An age given in hours as a summary reads it: "7 days", "36 hours"."""
+    if hours and hours % 24 == 0:
+        return plural(hours // 24, "day")
+    return plural(hours, "hour")

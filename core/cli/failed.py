@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from core.cli.common import AppContext, echo_json, pass_app
+from core.cli.common import AppContext, echo_json, hours_text, pass_app, plural, progress, took
 from core.failed import FailedJobRecord
-from core.retrying import RetryError, retry_failed
+from core.retrying import RetryError, pending_retries, retry_failed
 
 
 def _since(value: str | None) -> datetime | None:
@@ -104,29 +105,57 @@ def show_failed(app: AppContext, failed_id: str, as_json: bool) -> None:
 @pass_app
 def retry(app: AppContext, ids: tuple[str, ...], retry_all: bool, queue: str | None) -> None:
     """Queue failed jobs again (attempts reset, new id, linked to the old one)."""
-    store = app.runtime.failed_store
-    if not ids and not retry_all and not queue:
+    if ids:
+        retry_each(app, list(ids), lambda target: f"no failed job {target}")
+        return
+    if not retry_all and not queue:
         raise click.UsageError("name failed job IDs, or use --all or --queue QUEUE")
-    targets = list(ids) or store.pending_retry_ids(queue=queue)
-    retry_each(app, targets, lambda target: f"no failed job {target}")
+    store, started = app.runtime.failed_store, time.monotonic()
+    matching = store.count(queue=queue)
+    pending = pending_retries(store, queue=queue, failed_before=datetime.now(UTC))
+    retried, problems = _retry(app, pending, total=None, name_each=False)
+    _summarise(retried, problems, started, skipped=max(matching - retried - problems, 0))
 
 
 def retry_each(app: AppContext, targets: list, missing: Callable[[str], str]) -> None:
     """Retry failed jobs by id or uuid, say what became of each, and exit 1 if any could not be."""
-    store = app.runtime.failed_store
+    store, started = app.runtime.failed_store, time.monotonic()
+    found = (store.get(target) or RetryError(missing(str(target))) for target in targets)
+    _summarise(*_retry(app, found, total=len(targets), name_each=True), started)
+
+
+def _retry(
+    app: AppContext,
+    records: Iterable[FailedJobRecord | RetryError],
+    total: int | None,
+    name_each: bool,
+) -> tuple[int, int]:
+    """How many were retried and how many could not be; each problem is named on stderr."""
     retried = problems = 0
-    for target in targets:
-        record = store.get(target)
-        try:
-            if record is None:
-                raise RetryError(missing(str(target)))
-            new_id = retry_failed(record, app.runtime.dispatcher, store)
-            click.echo(f"Retried failed job {record.id} as {new_id}.")
-            retried += 1
-        except RetryError as exc:
-            click.echo(str(exc), err=True)
-            problems += 1
-    click.echo(f"{retried} retried, {problems} could not be.")
+    with progress("Retrying failed jobs", total) as advance:
+        for record in records:
+            try:
+                if isinstance(record, RetryError):
+                    raise record
+                new_id = retry_failed(record, app.runtime.dispatcher, app.runtime.failed_store)
+            except RetryError as exc:
+                click.echo(str(exc), err=True)
+                problems += 1
+            else:
+                if name_each:
+                    click.echo(f"Retried failed job {record.id} as {new_id}.")
+                retried += 1
+            advance(1)
+    return retried, problems
+
+
+def _summarise(retried: int, problems: int, started: float, skipped: int = 0) -> None:
+    summary = f"Retried {plural(retried, 'failed job')} in {took(started)}"
+    if problems:
+        summary += f"; {problems:,} could not be (see above)"
+    if skipped:
+        summary += f"; {skipped:,} skipped (already retried)"
+    click.echo(summary + ".")
     if problems:
         raise SystemExit(1)
 
@@ -154,5 +183,9 @@ def flush(app: AppContext) -> None:
 @pass_app
 def prune(app: AppContext, hours: int) -> None:
     """Delete failed jobs older than N hours."""
-    before = datetime.now(UTC) - timedelta(hours=hours)
-    click.echo(f"Pruned {app.runtime.failed_store.prune(before)} failed jobs.")
+    before, started = datetime.now(UTC) - timedelta(hours=hours), time.monotonic()
+    with progress("Pruning failed jobs") as advance:
+        pruned = app.runtime.failed_store.prune(before, progress=advance)
+    click.echo(
+        f"Pruned {plural(pruned, 'failed job')} older than {hours_text(hours)} in {took(started)}."
+    )

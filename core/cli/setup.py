@@ -13,8 +13,9 @@ from collections.abc import Callable
 import click
 
 from core import demo as demo_jobs
-from core.cli.common import AppContext, pass_app
+from core.cli.common import AppContext, pass_app, progress, took
 from core.connections import redact, redis_url
+from core.db import SCHEMA_REVISION
 from core.db import migrate as run_migrations
 from core.dispatcher import Dispatcher
 from core.embedded import stop_embedded_redis
@@ -29,8 +30,17 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 @pass_app
 def migrate(app: AppContext) -> None:
     """Create or upgrade Skyline's SQL tables."""
-    run_migrations(app.runtime.engine)
-    click.echo(f"Database migrated: {redact(app.settings.sql_url())}")
+    started = time.monotonic()
+    with progress("Migrating the database", count=False):
+        applied = run_migrations(app.runtime.engine)
+    where = redact(app.settings.sql_url())
+    if not applied:
+        click.echo(f"Database already at revision {SCHEMA_REVISION}: {where}")
+        return
+    click.echo(
+        f"Database migrated to revision {applied[-1]} (applied {', '.join(applied)})"
+        f" in {took(started)}: {where}"
+    )
 
 
 @click.command()
@@ -110,9 +120,11 @@ def _run_until_one_stops(
     children: dict[str, subprocess.Popen], dispatcher: Dispatcher | None
 ) -> None:
     """Until a process stops by itself (or a signal comes); demo jobs flow meanwhile."""
+    round_no = 0
     while all(child.poll() is None for child in children.values()):
         if dispatcher is not None:
-            demo_jobs.produce(dispatcher, rounds=1)
+            round_no += 1
+            demo_jobs.produce_round(dispatcher, round_no)
         time.sleep(DEMO_PAUSE_S if dispatcher is not None else POLL_S)
 
 
@@ -161,6 +173,7 @@ def down(app: AppContext) -> None:
 @pass_app
 def demo(app: AppContext, rounds: int | None, pause: float) -> None:
     """Push a realistic mix of demo jobs (run `skyline work high,default,low --app core.demo`)."""
+    app.runtime.ensure_schema()  # the batches live in SQL
     try:
         pushed = demo_jobs.produce(app.runtime.dispatcher, rounds, pause)
     except KeyboardInterrupt:
