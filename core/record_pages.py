@@ -29,7 +29,7 @@ def scan_page(
     client: redis.Redis,
     key: str,
     oldest: float,
-    before: float | None,
+    before: int | None,
     limit: int,
     load: Callable[[list[bytes]], list[T | None]],
     wanted: Callable[[T], bool],

@@ -172,7 +172,7 @@ class RecordRows:
 
 
 def record_rows(
-    dash: Dashboard, index: JobIndex, flt: JobFilter, before: float | None, limit: int
+    dash: Dashboard, index: JobIndex, flt: JobFilter, before: int | None, limit: int
 ) -> RecordRows:
     page: Page[JobRecord] = dash.records.page(
         index, before=before, limit=limit, queue=flt.queue, job_name=flt.job, tag=flt.tag

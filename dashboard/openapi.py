@@ -59,7 +59,7 @@ COMPONENTS: dict[str, Any] = {
         "CursorPage": _object(
             {
                 "next_before": {
-                    "type": ["number", "null"],
+                    "type": ["integer", "null"],
                     "description": "Pass as `before` for the next page; null on the last one.",
                 }
             }

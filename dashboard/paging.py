@@ -46,12 +46,14 @@ def numbered_page(request: Request, total: int) -> NumberedPage:
     return page if page.number <= page.pages else NumberedPage(page.pages, per_page, total)
 
 
-def cursor(request: Request) -> float | None:
-    """The ``before`` score of a Redis job list; 400 when it is no number."""
+def cursor(request: Request) -> int | None:
+    """The ``before`` score of a Redis job list (a whole number); 400 when it is not one."""
     raw = request.query_params.get("before")
     if raw in (None, ""):
         return None
     try:
-        return float(raw)
+        return int(raw)
     except ValueError:
-        raise HTTPException(400, f"before must be a number, not {raw!r}.") from None
+        raise HTTPException(
+            400, f"before must be a whole number (a page's next_before), not {raw!r}."
+        ) from None

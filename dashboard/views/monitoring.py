@@ -39,7 +39,7 @@ def _monitored_tag(request: Request) -> str:
     return tag
 
 
-def _tag_rows(request: Request, tag: str) -> tuple[RecordRows, float | None]:
+def _tag_rows(request: Request, tag: str) -> tuple[RecordRows, int | None]:
     before = cursor(request)
     limit = whole_number(request, "per_page", PER_PAGE, MAX_PER_PAGE)
     page = dashboard(request).records.page(JobIndex.MONITORED, tag=tag, before=before, limit=limit)

@@ -191,6 +191,8 @@ def test_the_failed_list_pages_by_number(runtime, viewer):
     "query",
     [
         "/jobs/pending?before=yesterday",
+        "/jobs/pending?before=nan",
+        "/jobs/completed?before=1795458876236.0001",
         "/jobs/pending?per_page=0",
         "/jobs/failed?page=two",
         "/jobs/pending?queue=a%00b",
