@@ -197,7 +197,7 @@ class JobRecordRepository:
         self,
         index: JobIndex,
         *,
-        before: float | None = None,
+        before: int | None = None,
         limit: int = 50,
         queue: str | None = None,
         job_name: str | None = None,
