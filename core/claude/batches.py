@@ -7,17 +7,29 @@ id, and so does the Skyline batch, so the Batches page shows its progress too.
 
     batch_id = submit_batch([{"prompt": "Summarise: ..."}, {"prompt": "..."}], owner="a")
     batch_progress(batch_id)  # {"completed": 1, ..., "percentage": 50.0, "mode": "jobs"}
+
+A Message Batches batch that has ended with errored or expired requests is retried by
+``retry_failed_requests``: those requests again, as a new batch (see there).
 """
 
 from __future__ import annotations
 
 import math
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from core.batch_store import BatchRecord
 from core.claude import message_batches
 from core.claude.job import queue_for, request_job
-from core.claude.message_batches import BATCH_ID_OPTION, MODE, OPTION, claude_options
+from core.claude.message_batches import (
+    BATCH_ID_OPTION,
+    MODE,
+    OPTION,
+    claude_options,
+    in_status,
+    is_message_batch,
+)
 from core.claude.records import ClaudeRequestRecord, NewRequest, Status
 from core.claude.services import ClaudeServices, default_services
 from core.claude.settings import ClaudeSettings
@@ -33,6 +45,17 @@ MAX_ERRORS = 100  # a 422 names this many bad fields at most
 DEFAULT_NAME = "Claude batch"
 PROMPT_FIELDS = frozenset({"prompt", "messages", "system", "model", "max_tokens", "temperature"})
 BATCH_FIELDS = ("owner", "priority")  # the batch's own: reported once, not per prompt
+RETRIED = (Status.FAILED, Status.EXPIRED)  # the requests a retry sends again
+RETRY_SUFFIX = " (retry)"
+# A retry's batch id is derived from its batch's: a second retry finds the first.
+RETRY_NAMESPACE = uuid.UUID("5f0b8a2e-8c1d-4f7e-9a61-3d2f6b0c9e41")
+
+
+@dataclass(frozen=True)
+class BatchRetry:
+    batch_id: str  # the retry's batch
+    requests: list[str]  # the requests sent again; empty when the batch was retried before
+    already: bool = False
 
 
 def submit_batch(
@@ -51,13 +74,87 @@ def submit_batch(
     id. Every prompt is checked before anything is stored: RequestValidationError names
     each bad field as ``requests[3].prompt``."""
     services = services or default_services()
-    settings = services.claude
     batch_id = new_job_id()
     defaults = dict(owner=owner, model=model, max_tokens=max_tokens, priority=priority)
+    _submit(services, batch_id, prompts, defaults, webhook_url, name)
+    return batch_id
+
+
+def retry_failed_requests(batch_id: str, *, services: ClaudeServices | None = None) -> BatchRetry:
+    """Send the errored and expired requests of an ended Message Batches batch again, as a
+    new batch submitted like the first (same owner, priority, webhook, and each request's
+    model, messages, system, max_tokens and temperature): it goes through the Message
+    Batches API, or as jobs when the requests are fewer than the threshold.
+
+    The requests have no field naming the one they retry, so the link is per batch: the
+    new batch's options name this one (``claude.retry_of``) and its id derives from this
+    one's, so a second retry finds the first instead of sending the requests twice; that
+    batch's own failures are retried from it. Raises ValueError for a batch that is not an
+    ended Message Batches batch, RequestValidationError when a request would no longer be
+    accepted (its model or the webhook's host taken out of the settings).
+    """
+    services = services or default_services()
+    record = services.dispatcher.workflows.batches.get(batch_id)
+    if record is None or not is_message_batch(record):
+        raise ValueError(f"batch {batch_id} is not a Claude batch of the Message Batches API")
+    if not record.finished:
+        raise ValueError(f"batch {batch_id} has not ended yet: retry it once its results are in")
+    retry_id = retry_id_of(batch_id)
+    if services.requests.count(batch_id=retry_id):
+        return BatchRetry(retry_id, [], already=True)
+    failed = [r for status in RETRIED for r in in_status(services, batch_id, status)]
+    if not failed:
+        return BatchRetry(retry_id, [])
+    part = claude_options(record)
+    owner, priority = part.get("owner") or "", part.get("priority") or "normal"
+    defaults = dict(owner=owner, model=None, max_tokens=1024, priority=priority)
+    name = (record.name or DEFAULT_NAME)[: MAX_NAME_CHARS - len(RETRY_SUFFIX)] + RETRY_SUFFIX
+    prompts = [_prompt_of(request) for request in failed]
+    records = _submit(
+        services, retry_id, prompts, defaults, part.get("webhook_url"), name, retry_of=batch_id
+    )
+    return BatchRetry(retry_id, [r.id for r in records])
+
+
+def retry_id_of(batch_id: str) -> str:
+    """The id that the retry of this batch's failed requests has, or will have."""
+    return str(uuid.uuid5(RETRY_NAMESPACE, batch_id))
+
+
+def retried_as(batch_id: str, *, services: ClaudeServices | None = None) -> str | None:
+    """The batch that retried this one's failed requests; None when none has."""
+    services = services or default_services()
+    retry_id = retry_id_of(batch_id)
+    return retry_id if services.requests.count(batch_id=retry_id) else None
+
+
+def _prompt_of(request: ClaudeRequestRecord) -> dict[str, Any]:
+    prompt: dict[str, Any] = dict(
+        messages=request.messages,
+        model=request.model,
+        max_tokens=request.max_tokens,
+        temperature=request.temperature,
+    )
+    if request.system is not None:
+        prompt["system"] = request.system
+    return prompt
+
+
+def _submit(
+    services: ClaudeServices,
+    batch_id: str,
+    prompts: list[dict[str, Any]],
+    defaults: dict[str, Any],
+    webhook_url: str | None,
+    name: str | None,
+    retry_of: str | None = None,
+) -> list[ClaudeRequestRecord]:
+    settings = services.claude
+    owner, priority = defaults["owner"], defaults["priority"]
     requests = _validated(settings, prompts, batch_id, defaults, webhook_url, name)
     records = services.requests.create_many(requests)
     mode = MODE if len(records) >= settings.batch_api_threshold else JOBS
-    options = _options(services, mode, owner, priority, webhook_url)
+    options = _options(services, mode, owner, priority, webhook_url, retry_of)
     try:
         if mode == JOBS:
             _start_jobs(services, batch_id, name or DEFAULT_NAME, options, records)
@@ -69,7 +166,7 @@ def submit_batch(
         for record in records:
             services.requests.failed(record.id, f"could not queue the request: {exc}")
         raise
-    return batch_id
+    return records
 
 
 def batch_progress(
@@ -158,10 +255,17 @@ def _start_jobs(
 
 
 def _options(
-    services: ClaudeServices, mode: str, owner: str, priority: str, webhook_url: str | None
+    services: ClaudeServices,
+    mode: str,
+    owner: str,
+    priority: str,
+    webhook_url: str | None,
+    retry_of: str | None = None,
 ) -> dict[str, Any]:
     """The Skyline batch's options. Failed requests must not cancel the others."""
     claude = {"mode": mode, "owner": owner, "priority": priority, "webhook_url": webhook_url}
+    if retry_of is not None:
+        claude["retry_of"] = retry_of
     options: dict[str, Any] = {"allow_failures": True, OPTION: claude}
     if webhook_url:
         callback = batch_callback(services.claude, priority, webhook_url)

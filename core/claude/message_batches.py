@@ -60,6 +60,11 @@ def claude_options(record: BatchRecord) -> dict[str, Any]:
     return part if isinstance(part, dict) else {}
 
 
+def is_message_batch(record: BatchRecord) -> bool:
+    """A Claude batch that went to the Message Batches API: its members are requests."""
+    return claude_options(record).get("mode") == MODE
+
+
 def create_job(
     batch_id: str, name: str, options: dict[str, Any], queue: str, settings: ClaudeSettings
 ) -> PreparedJob:
@@ -108,12 +113,13 @@ def _take_unfinished(services: ClaudeServices, batch_id: str) -> list[ClaudeRequ
     A run after a crash takes again the ones an earlier run had marked."""
     found: list[ClaudeRequestRecord] = []
     for status in (Status.PROCESSING, Status.PENDING):
-        found += _all(services, batch_id, status)
+        found += in_status(services, batch_id, status)
     moved = (services.requests.processing(request.id) for request in found)
     return [request for request in moved if request is not None]
 
 
-def _all(services: ClaudeServices, batch_id: str, status: Status) -> list[ClaudeRequestRecord]:
+def in_status(services: ClaudeServices, batch_id: str, status: Status) -> list[ClaudeRequestRecord]:
+    """Every request of the batch in ``status``, a page per query."""
     found: list[ClaudeRequestRecord] = []
     while page := services.requests.list(
         batch_id=batch_id, status=status, limit=PAGE, offset=len(found)
@@ -149,9 +155,9 @@ def close(
     Returns how many ended."""
     workflows = services.dispatcher.workflows
     created = options is None
-    unfinished = _all(services, batch_id, Status.PROCESSING)
+    unfinished = in_status(services, batch_id, Status.PROCESSING)
     if not created:
-        unfinished += _all(services, batch_id, Status.PENDING)
+        unfinished += in_status(services, batch_id, Status.PENDING)
     ended = 0
     for request in unfinished:
         if not created:

@@ -19,10 +19,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from core.batch_store import BatchRecord
+from core.claude.batches import retried_as
+from core.claude.message_batches import claude_options, is_message_batch
 from core.failed import FailedJobRecord
 from dashboard.api import ApiResponse, numbered
 from dashboard.auth import requires
 from dashboard.batch_actions import cancel_batch, retry_batch
+from dashboard.claude_requests import claude_services
 from dashboard.context import dashboard
 from dashboard.flash import flash
 from dashboard.paging import NumberedPage, numbered_page
@@ -92,7 +95,20 @@ def batch_page(request: Request) -> Response:
     jobs = jobs_of(request, record)
     per_page = request.query_params.get("per_page", "")
     url = page_url(batch_path(record), status=jobs.status, per_page=per_page)
-    return render(request, "batch.html", batch=record, jobs=jobs, page_url=url)
+    claude = claude_of(request, record)
+    return render(request, "batch.html", batch=record, jobs=jobs, page_url=url, claude=claude)
+
+
+def claude_of(request: Request, record: BatchRecord) -> dict[str, Any]:
+    """What the page says of a Claude batch: whether its members are Message Batches
+    requests (their retry is a new batch), the batch that retried it, the one it retries."""
+    requests = is_message_batch(record)
+    services = claude_services(request)
+    return {
+        "requests": requests,
+        "retried_as": retried_as(record.id, services=services) if requests else None,
+        "retry_of": claude_options(record).get("retry_of"),
+    }
 
 
 def batch_progress(request: Request) -> Response:
@@ -207,7 +223,10 @@ def api_retry(request: Request) -> ApiResponse:
     description: >
       Needs the operator role. Each failed job goes back on its queue from the failed
       store, under a new id; a job already retried whose retry has not failed is left
-      alone, and one whose retry failed too is retried from that failure.
+      alone, and one whose retry failed too is retried from that failure. A Claude batch
+      of the Message Batches API, once ended, sends its errored and expired requests again
+      as a new batch (retry_batch; retried lists the new requests): once only, the new
+      batch's failures are retried from it.
     tags: [batches]
     parameters:
       - {name: id, in: path, required: true, schema: {type: string}}
@@ -223,6 +242,11 @@ def api_retry(request: Request) -> ApiResponse:
                 in_flight: {type: array, items: {type: string}}
                 missing: {type: array, items: {type: string}}
                 problems: {type: array, items: {type: string}}
+                retry_batch:
+                  type: [string, "null"]
+                  description: >
+                    A Message Batches batch's: the batch that sent its failed requests
+                    again, now or (retried empty) before.
       "401": {$ref: "#/components/responses/Unauthorized"}
       "403": {$ref: "#/components/responses/Forbidden"}
       "404": {$ref: "#/components/responses/NotFound"}

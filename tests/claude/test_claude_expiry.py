@@ -15,6 +15,7 @@ from core.claude.expiry import expire_pending
 from core.claude.job import JOB_NAME, process_request, request_job
 from core.claude.records import Status
 from core.claude.submission import validate
+from core.job_record import JobIndex, JobStatus
 from core.keys import Keys
 from core.payload import build
 from tests.claude.batch_worker import work_batches
@@ -48,6 +49,30 @@ def test_requests_pending_too_long_expire_and_their_jobs_leave_the_queue(
     assert runtime.queue().size("claude-normal") == 1
     assert work(runtime) == 0
     assert [body["messages"][0]["content"] for body in fake_anthropic.bodies()] == ["new"]
+
+
+def pending_records(runtime) -> dict[str, str]:
+    """The dashboard's Pending jobs list: request id -> job id."""
+    page = runtime.dispatcher.recorder().records.page(JobIndex.PENDING)
+    return {json.loads(json.loads(r.payload)["body"])["args"][0]: r.id for r in page.records}
+
+
+def test_a_removed_job_leaves_the_pending_list_and_its_record_says_why(runtime, services):
+    old = submitted_long_ago(services)
+    new = submit("new")
+    job_of = pending_records(runtime)
+    assert set(job_of) == {old, new}
+
+    expire_pending(services)
+
+    records = runtime.dispatcher.recorder().records
+    assert set(pending_records(runtime)) == {new}
+    removed = records.get(job_of[old])
+    assert removed.status is JobStatus.FAILED and removed.failed_at is not None
+    assert removed.exception.startswith("ClaudeRequestExpired: taken off the queue")
+    assert "pending_expiry_s (86400 s)" in removed.exception
+    assert records.get(job_of[new]).status is JobStatus.PENDING
+    assert runtime.failed_store.get(job_of[old]) is None, "never ran: nothing to retry"
 
 
 def test_a_job_waiting_in_the_delayed_set_is_removed_too(runtime, services, redis_client):

@@ -11,8 +11,15 @@ from pydantic import SecretStr
 
 from core.alert_channels import signature
 from core.claude import message_batches
-from core.claude.batches import batch_progress, cancel_batch, submit_batch
-from core.claude.message_batches import EXPIRED, GONE, JOB_NAME, poll
+from core.claude.batches import (
+    batch_progress,
+    cancel_batch,
+    retried_as,
+    retry_failed_requests,
+    retry_id_of,
+    submit_batch,
+)
+from core.claude.message_batches import EXPIRED, GONE, JOB_NAME, claude_options, poll
 from core.claude.records import Status
 from core.runtime import Runtime
 from core.scheduler import start_scheduler, stop_scheduler
@@ -251,3 +258,83 @@ def test_without_the_claude_workload_the_scheduler_has_no_claude_tasks(runtime):
         assert not CLAUDE_TASKS & {job.id for job in scheduler.get_jobs()}
     finally:
         stop_scheduler(scheduler)
+
+
+def ended_with_failures(runtime, services, fake_anthropic, **submitted) -> tuple[str, list[str]]:
+    """THREE sent and ended by Anthropic: the first answered, the second refused, the
+    third expired."""
+    batch_id, (one, two, three) = created(runtime, services, fake_anthropic, **submitted)
+    outcomes = {one: success("Uno."), two: bad_request(), three: "expired"}
+    fake_anthropic.message_batches.end(outcomes=outcomes)
+    assert poll(services) == [batch_id]
+    return batch_id, [one, two, three]
+
+
+def params_of(body: dict) -> list[dict]:
+    return sorted((entry["params"] for entry in body["requests"]), key=json.dumps)
+
+
+def test_a_retry_sends_the_failed_and_expired_requests_again_as_a_new_batch(
+    runtime, configure, fake_anthropic
+):
+    services = configure(batch_api_threshold=2)  # the two again make a Message Batch too
+    batch_id, (one, two, three) = ended_with_failures(
+        runtime, services, fake_anthropic, owner="team-a", priority="high", name="nightly"
+    )
+
+    retry = retry_failed_requests(batch_id, services=services)
+
+    assert (retry.batch_id, len(retry.requests), retry.already) == (
+        retry_id_of(batch_id),
+        2,
+        False,
+    )
+    assert work_batches(runtime) == 0
+    first, again = fake_anthropic.bodies(BATCHES)
+    sent_before = {entry["custom_id"]: entry["params"] for entry in first["requests"]}
+    assert params_of(again) == sorted([sent_before[two], sent_before[three]], key=json.dumps)
+    assert {entry["custom_id"] for entry in again["requests"]} == set(retry.requests)
+    record = skyline_batch(services, retry.batch_id)
+    part = claude_options(record)
+    assert (record.name, record.total_jobs) == ("nightly (retry)", 2)
+    assert (part["retry_of"], part["owner"], part["priority"]) == (batch_id, "team-a", "high")
+    assert retried_as(batch_id, services=services) == retry.batch_id
+    assert statuses(services, [one, two, three]) == [
+        Status.COMPLETED,
+        Status.FAILED,
+        Status.EXPIRED,
+    ], "the originals keep their outcome"
+
+    twice = retry_failed_requests(batch_id, services=services)
+
+    assert (twice.batch_id, twice.requests, twice.already) == (retry.batch_id, [], True)
+    assert work_batches(runtime) == 0
+    assert len(fake_anthropic.bodies(BATCHES)) == 2, "nothing sent twice"
+
+
+def test_a_retry_below_the_threshold_runs_as_jobs_and_completes(runtime, large, fake_anthropic):
+    batch_id, _ = ended_with_failures(runtime, large, fake_anthropic)
+
+    retry = retry_failed_requests(batch_id, services=large)
+    assert work_batches(runtime) == 0
+
+    assert sorted(body["messages"][0]["content"] for body in fake_anthropic.bodies()) == [
+        "three",
+        "two",
+    ]
+    assert statuses(large, retry.requests) == [Status.COMPLETED] * 2
+    record = skyline_batch(large, retry.batch_id)
+    assert (record.finished, record.processed_jobs, record.failed_jobs) == (True, 2, 0)
+    assert batch_progress(retry.batch_id)["mode"] == "jobs"
+
+
+def test_only_an_ended_message_batch_can_be_retried(runtime, large, fake_anthropic):
+    batch_id, _ = created(runtime, large, fake_anthropic)
+    small = submit_batch([{"prompt": "alone"}])
+
+    with pytest.raises(ValueError, match="has not ended yet"):
+        retry_failed_requests(batch_id, services=large)
+    with pytest.raises(ValueError, match="is not a Claude batch of the Message Batches API"):
+        retry_failed_requests(small, services=large)
+    assert len(fake_anthropic.bodies(BATCHES)) == 1
+    assert retried_as(batch_id, services=large) is None
