@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from core.claude import message_batches, webhooks  # noqa: F401  (their jobs run in workers too)
 from core.claude.cost import Usage, cost_usd, estimate_input_tokens
-from core.claude.records import UNFINISHED, ClaudeRequestRecord, Response
+from core.claude.records import UNFINISHED, ClaudeRequestRecord, Response, Status
 from core.claude.services import ClaudeServices, default_services
 from core.claude.settings import ClaudeSettings
 from core.context import JobContext, current_job
@@ -33,6 +33,15 @@ JOB_NAME = "skyline.claude.request"
 # The job's timeout is the API call's plus this: the wait for rate-limit budget and the
 # SQL writes happen inside the job too.
 JOB_TIMEOUT_MARGIN_S = 120
+# A retry that another retry of the same failed job is ahead of looks again this often
+# whether that one has finished.
+RETRY_WAIT_S = 10.0
+REOPENED = ":reopened"  # the retry's claim, once its holder has reopened the request
+
+
+class RetryTakenError(Exception):
+    """A retried job that did not send its request: another retry of the same failed job
+    took it. The request itself says how that went."""
 
 
 def queue_for(priority: str) -> str:
@@ -73,6 +82,8 @@ def _failed_for_good(exc: BaseException, request_id: str) -> None:
     says why, in the words of the last attempt when it was simply one try too many."""
     from core.claude import api
 
+    if isinstance(exc, RetryTakenError):
+        return  # the request is the other retry's to finish
     error = None if isinstance(exc, MaxAttemptsExceededError) else api.judge(exc).error
     services = default_services()
     webhooks.request_finished(services, services.requests.failed(request_id, error))
@@ -81,7 +92,62 @@ def _failed_for_good(exc: BaseException, request_id: str) -> None:
 @job(name=JOB_NAME, on_failed=_failed_for_good)
 async def process_request(request_id: str) -> None:
     services = default_services()
+    retry_of = current_job().body.get("retry_of")
+    if isinstance(retry_of, str) and not await asyncio.to_thread(
+        _take_retry, services, request_id, retry_of
+    ):
+        return
     await run_request(services, request_id, limiter_for(services))
+
+
+def _take_retry(services: ClaudeServices, request_id: str, retry_of: str) -> bool:
+    """A retried failed job sends its request again: the request, if failed, is reopened
+    (``ClaudeRequestRepository.reopened``) and then runs as any other; one that has ended
+    otherwise meanwhile is skipped, as ever. False when another retry has it (this job then
+    waits for that one, see ``_behind_another_retry``).
+
+    Two retries of one failed job (two operators, the CLI and the dashboard at once) would
+    both find the request pending once one had reopened it, and both send it. So the first
+    to run claims the retry in Redis under its job id, so that its own later attempts
+    (after a 5xx, or a wait for budget) go on, and marks the claim once it has reopened the
+    request. The claim lasts ``pending_expiry_s``; a job still running after that claims
+    it again.
+    """
+    client = services.dispatcher.queue().client
+    key = services.dispatcher.keys.unique_lock(JOB_NAME, f"retry:{retry_of}")
+    job_id = current_job().job_id
+    if client.set(key, job_id, nx=True, ex=services.claude.pending_expiry_s):
+        holder = job_id
+    else:
+        holder = (client.get(key) or b"").decode()
+    if holder.removesuffix(REOPENED) != job_id:
+        _behind_another_retry(services, request_id, retry_of, holder.endswith(REOPENED))
+        return False
+    services.requests.reopened(request_id)
+    client.set(key, job_id + REOPENED, xx=True, keepttl=True)
+    return True
+
+
+def _behind_another_retry(
+    services: ClaudeServices, request_id: str, retry_of: str, reopened: bool
+) -> None:
+    """Another retry of the same failed job sends the request: wait while it does, so that
+    this job ends as the request did (a Skyline batch counts the job). Completed (or
+    cancelled, expired) it completes; failed again once the other had reopened it, it
+    fails, without touching the request nor moving the batch (it counts that member
+    failed already)."""
+    request = services.requests.get(request_id)
+    if request is None:
+        return
+    if request.status in UNFINISHED or (request.status is Status.FAILED and not reopened):
+        current_job().release(RETRY_WAIT_S, counts=False)
+    elif request.status is Status.FAILED:
+        current_job().fail(
+            RetryTakenError(
+                f"request {request_id} was not sent again: another retry of failed job"
+                f" {retry_of} sent it; the request's page says how that went"
+            )
+        )
 
 
 def request_job(request_id: str, priority: str, settings: ClaudeSettings) -> PreparedJob:

@@ -226,6 +226,18 @@ class ClaudeRequestRepository:
         )
         return self._move(id, UNFINISHED, changes)
 
+    def reopened(self, id: str) -> ClaudeRequestRecord | None:
+        """A failed request sent again (its failed job was retried): pending once more.
+
+        Only a failed one: a completed request has its answer (sending it again would pay
+        twice for it), a cancelled one was not wanted, and an expired one was not wanted
+        any more. Conditional, so two retries that race reopen it once (None for the
+        other). The error stays, as the last one seen, until an answer clears it; the
+        attempts keep counting; ``failed_at`` goes, so the request no longer reads finished.
+        """
+        changes = dict(status=Status.PENDING.value, failed_at=None)
+        return self._move(id, (Status.FAILED,), changes)
+
     def cancelled(
         self, id: str, owner: str | None = None, now: datetime | None = None
     ) -> ClaudeRequestRecord | None:
