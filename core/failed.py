@@ -177,28 +177,42 @@ class FailedJobRepository:
         with self._sessions.begin() as session:
             return [QueueFailures(*row) for row in session.execute(query)]
 
-    def pending_retry_ids(
+    def pending_retries(
         self,
         *,
         queue: str | None = None,
         job_name: str | None = None,
         search: str | None = None,
+        failed_before: datetime | None = None,
         after: int = 0,
         limit: int | None = None,
-    ) -> list[int]:
-        """Ids not yet retried, in id order from ``after`` on: a caller that retries many
-        takes them a ``limit`` at a time, and one it could not retry is not read again."""
+    ) -> list[FailedJobRecord]:
+        """Records not yet retried, in id order from ``after`` on, in one query: a caller
+        that retries many takes them a ``limit`` at a time, and one it could not retry is
+        not read again. ``failed_before`` leaves out what failed since the caller started."""
         conditions = _filters(queue, job_name, search=search)
-        query = select(FailedJob.id).where(
+        if failed_before is not None:
+            conditions.append(FailedJob.failed_at < failed_before)
+        query = select(FailedJob).where(
             FailedJob.retried_by.is_(None), FailedJob.id > after, *conditions
         )
         with self._sessions.begin() as session:
-            return list(session.scalars(query.order_by(FailedJob.id).limit(limit)))
+            rows = session.scalars(query.order_by(FailedJob.id).limit(limit))
+            return [FailedJobRecord.from_row(row) for row in rows]
 
     def mark_retried(self, id: int, new_uuid: str, at: datetime | None = None) -> None:
-        changes = dict(retried_by=new_uuid, retried_at=at or datetime.now(UTC))
+        self.mark_retried_many([(id, new_uuid)], at)
+
+    def mark_retried_many(
+        self, retries: Sequence[tuple[int, str]], at: datetime | None = None
+    ) -> None:
+        """Link each failed row (id) to the job id it was retried as, in one transaction."""
+        if not retries:
+            return
+        when = at or datetime.now(UTC)
+        changes = [dict(id=id, retried_by=uuid, retried_at=when) for id, uuid in retries]
         with self._sessions.begin() as session:
-            session.execute(update(FailedJob).where(FailedJob.id == id).values(changes))
+            session.execute(update(FailedJob), changes)
 
     def forget(self, id: int) -> bool:
         return self._delete(delete(FailedJob).where(FailedJob.id == id)) > 0

@@ -3,53 +3,97 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from core.dispatcher import Dispatcher
 from core.failed import FailedJobRecord, FailedJobRepository
 from core.payload import PayloadError, new_job_id, now_ms, parse
 
-RETRY_CHUNK = 200  # failed-job ids read per query when retrying everything
+RETRY_CHUNK = 200  # failed jobs read, pushed and marked together when retrying many
 
 
 class RetryError(Exception):
     """A failed job that cannot be put back (unreadable or unsigned payload)."""
 
 
+@dataclass
+class RetriedChunk:
+    """What became of some failed jobs: each retried one with its new job id, and each
+    one that could not be retried with the reason (that row is kept, not retried)."""
+
+    retried: list[tuple[FailedJobRecord, str]] = field(default_factory=list)
+    refused: list[tuple[FailedJobRecord, RetryError]] = field(default_factory=list)
+
+
 def retry_failed(
     record: FailedJobRecord, dispatcher: Dispatcher, store: FailedJobRepository
 ) -> str:
     """Queue the failed job again with attempts reset; returns the new job id."""
+    outcome = retry_records([record], dispatcher, store)
+    if outcome.refused:
+        raise outcome.refused[0][1]
+    return outcome.retried[0][1]
+
+
+def retry_records(
+    records: Sequence[FailedJobRecord], dispatcher: Dispatcher, store: FailedJobRepository
+) -> RetriedChunk:
+    """Queue these failed jobs again: one Redis round trip per connection, then one SQL
+    transaction marking them all retried.
+
+    Pushed first, marked after: a crash between the two leaves these rows unmarked, so the
+    next pass retries them again (this chunk at most, twice) rather than losing any.
+    """
     keys = dispatcher.settings.signing_keys()
-    try:
-        original = parse(record.payload, keys)
-    except PayloadError as exc:
-        raise RetryError(f"failed job {record.id} cannot be retried: {exc}") from None
-    body = json.loads(original.body_json)
-    body.update(id=new_job_id(), retry_of=original.id, pushed_at=now_ms())
-    dispatcher.push_signed(body["connection"], [(body, 0.0)], keys[0])
-    store.mark_retried(record.id, body["id"])
-    return body["id"]
+    outcome = RetriedChunk()
+    bodies: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
+    for record in records:
+        try:
+            original = parse(record.payload, keys)
+        except PayloadError as exc:
+            error = RetryError(f"failed job {record.id} cannot be retried: {exc}")
+            outcome.refused.append((record, error))
+            continue
+        body = json.loads(original.body_json)
+        body.update(id=new_job_id(), retry_of=original.id, pushed_at=now_ms())
+        bodies[body["connection"]].append((body, 0.0))
+        outcome.retried.append((record, body["id"]))
+    for connection, pushable in bodies.items():
+        dispatcher.push_signed(connection, pushable, keys[0])
+    store.mark_retried_many([(record.id, new_id) for record, new_id in outcome.retried])
+    return outcome
 
 
-def pending_retries(
+def retry_pending(
+    dispatcher: Dispatcher,
     store: FailedJobRepository,
     *,
-    queue: str | None = None,
     failed_before: datetime,
-    chunk: int = RETRY_CHUNK,
-) -> Iterator[FailedJobRecord]:
-    """Failed jobs not yet retried, read ``chunk`` ids at a time rather than all at once.
+    queue: str | None = None,
+    job_name: str | None = None,
+    search: str | None = None,
+    chunk: int | None = None,
+) -> Iterator[RetriedChunk]:
+    """Retry every failed job the filters match that was not retried yet, ``chunk``
+    (``RETRY_CHUNK``) at a time: one query, one push, one commit each. Yields each chunk's
+    outcome as it is done.
 
     Only those that failed before ``failed_before`` (when the caller started): with workers
     running, a retried job that fails again is a new row, and would otherwise be retried
     again in the same pass, for as long as the pass keeps up with the workers.
     """
-    after = 0
-    while ids := store.pending_retry_ids(queue=queue, after=after, limit=chunk):
-        for failed_id in ids:
-            record = store.get(failed_id)
-            if record is not None and record.failed_at < failed_before:
-                yield record
-        after = ids[-1]
+    size, after = chunk or RETRY_CHUNK, 0
+    while records := store.pending_retries(
+        queue=queue,
+        job_name=job_name,
+        search=search,
+        failed_before=failed_before,
+        after=after,
+        limit=size,
+    ):
+        yield retry_records(records, dispatcher, store)
+        after = records[-1].id

@@ -1,20 +1,20 @@
 """Retrying and forgetting failed jobs from the dashboard, one or many at a time.
 
-Each retry is ``core.retrying.retry_failed``: the original payload, verified again, pushed
-under a new id. Many are retried one by one so that a payload that cannot be retried (or
-an id nobody knows) is reported without stopping the rest.
+Each retry is ``core.retrying``'s: the original payload, verified again, pushed under a new
+id. A payload that cannot be retried (or an id nobody knows) is reported without stopping
+the rest. Everything a filter matches goes the CLI's ``retry --all`` way, a chunk at a time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from core.failed import FailedJobRecord
-from core.retrying import RetryError, retry_failed
+from core.retrying import RetriedChunk, retry_pending, retry_records
 from dashboard.context import Dashboard
 from dashboard.job_lists import JobFilter
 
-CHUNK = 200  # failed jobs read per query when retrying everything a filter matches
 MAX_IDS = 1000  # ids in one request; more are retried by filter
 MAX_ID_CHARS = 64
 
@@ -60,44 +60,42 @@ class RetryReport:
         }
 
 
-def retry_one(dash: Dashboard, failure: FailedJobRecord, report: RetryReport) -> None:
-    try:
-        new_id = retry_failed(failure, dash.runtime.dispatcher, dash.failed)
-    except RetryError as exc:
-        report.refused.append(Refused(failure.id, str(exc)))
-        return
-    report.retried.append(Retried(failure.id, failure.uuid, new_id))
-
-
 def retry_ids(dash: Dashboard, ids: list[str]) -> RetryReport:
     """Ids of the failed store, or job uuids; the unknown ones are named in the report."""
     report = RetryReport()
+    found: dict[int, FailedJobRecord] = {}  # an id and its job's uuid are one retry
     for raw in dict.fromkeys(ids):
         failure = dash.failed.get(raw) if raw and len(raw) <= MAX_ID_CHARS else None
         if failure is None:
             report.unknown.append(raw[:MAX_ID_CHARS])
         else:
-            retry_one(dash, failure, report)
+            found.setdefault(failure.id, failure)
+    _add(report, retry_records(list(found.values()), dash.runtime.dispatcher, dash.failed))
     return report
 
 
 def retry_matching(dash: Dashboard, flt: JobFilter) -> RetryReport:
-    """Every failed job the filter matches that was not retried yet, ``CHUNK`` at a time
-    (so that pressing the button twice does not queue each job twice)."""
-    report, after = RetryReport(), 0
+    """Every failed job the filter matches that was not retried yet (so that pressing the
+    button twice does not queue each job twice) and that failed before the pass started."""
+    report = RetryReport()
     matching = dash.failed.count(queue=flt.queue, job_name=flt.job, search=flt.q)
-    while True:
-        ids = dash.failed.pending_retry_ids(
-            queue=flt.queue, job_name=flt.job, search=flt.q, after=after, limit=CHUNK
-        )
-        for failed_id in ids:
-            failure = dash.failed.get(failed_id)
-            if failure is not None:  # forgotten since the query
-                retry_one(dash, failure, report)
-        if len(ids) < CHUNK:
-            report.skipped = max(matching - len(report.retried) - len(report.refused), 0)
-            return report
-        after = ids[-1]
+    chunks = retry_pending(
+        dash.runtime.dispatcher,
+        dash.failed,
+        queue=flt.queue,
+        job_name=flt.job,
+        search=flt.q,
+        failed_before=datetime.now(UTC),
+    )
+    for chunk in chunks:
+        _add(report, chunk)
+    report.skipped = max(matching - len(report.retried) - len(report.refused), 0)
+    return report
+
+
+def _add(report: RetryReport, chunk: RetriedChunk) -> None:
+    report.retried.extend(Retried(r.id, r.uuid, new_id) for r, new_id in chunk.retried)
+    report.refused.extend(Refused(r.id, str(error)) for r, error in chunk.refused)
 
 
 def forget(dash: Dashboard, raw_id: str) -> FailedJobRecord | None:

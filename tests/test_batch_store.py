@@ -371,6 +371,19 @@ def test_prune_counts_a_batch_matching_several_ages_once(batches):
     assert batches.count() == 0
 
 
+def test_prune_in_chunks_deletes_exactly_the_batches_before_the_cutoff(batches, engine):
+    old = [finished_batch(batches, at=T0 - HAIR) for _ in range(7)]
+    kept = {finished_batch(batches, at=T0) for _ in range(2)}
+    seen: list[int] = []
+
+    assert batches.prune(finished_before=T0, chunk=3, progress=seen.append) == 7
+
+    assert seen == [3, 3, 1]
+    assert ids_left(batches) == kept
+    assert [job_rows(engine, id) for id in old] == [0] * 7
+    assert [job_rows(engine, id) for id in kept] == [1, 1]
+
+
 # --- migrations -------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -17,7 +18,7 @@ from sqlalchemy import delete, func, select
 from core.db import SCHEMA_REVISION, database_engine
 from core.models import BatchJob
 from core.payload import build, parse
-from core.retrying import pending_retries
+from core.retrying import retry_pending
 from tests import jobs
 from tests.conftest import ROOT, SECRET, skyline_command
 from tests.jobs import runs
@@ -323,18 +324,60 @@ def test_failed_retry_all_retries_many_and_sums_up_in_one_line(runtime, skyline)
     assert summary(result) == "Retried 22 failed jobs in T s; 3 skipped (already retried)."
     assert result.stderr == ""  # no progress bar when stderr is not a terminal
     assert len(ready(runtime)) == 22
-    assert runtime.failed_store.pending_retry_ids() == []
+    assert runtime.failed_store.pending_retries() == []
 
 
-def test_pending_retries_reads_chunk_after_chunk_and_leaves_later_failures(runtime):
+def test_retry_pending_retries_chunk_after_chunk_keeping_every_link(runtime, skyline, record_dir):
     older = seed_failures(runtime, 7, at=ago(minutes=5))
-    runtime.failed_store.mark_retried(older[2], str(uuid4()))
+    store = runtime.failed_store
+    store.mark_retried(older[2], "retried-before")
+    unsigned = older[4]
+    store.record(**{**as_record(store.get(unsigned)), "payload": UNVERIFIABLE["forged"]})
     cutoff = ago(minutes=1)
     seed_failures(runtime, 2)  # failed after the pass started: a retry failing again
 
-    found = pending_retries(runtime.failed_store, failed_before=cutoff, chunk=2)
+    chunks = list(retry_pending(runtime.dispatcher, store, failed_before=cutoff, chunk=3))
 
-    assert [record.id for record in found] == older[:2] + older[3:]
+    assert [[r.id for r, _ in chunk.retried] for chunk in chunks] == [
+        [older[0], older[1], older[3]],
+        [older[5], older[6]],
+    ]
+    assert [[r.id for r, _ in chunk.refused] for chunk in chunks] == [[], [unsigned]]
+    assert f"failed job {unsigned} cannot be retried" in str(chunks[1].refused[0][1])
+    assert store.get(unsigned).retried_by is None
+    assert store.get(older[2]).retried_by == "retried-before"
+    retried = [(record.id, new_id) for chunk in chunks for record, new_id in chunk.retried]
+    by_new_id = {payload.id: payload for payload in ready(runtime)}
+    assert set(by_new_id) == {new_id for _, new_id in retried}
+    for failed_id, new_id in retried:
+        assert store.get(failed_id).retried_by == new_id
+        assert by_new_id[new_id].body["retry_of"] == store.get(failed_id).uuid
+        assert by_new_id[new_id].attempts == 0
+    assert len(store.pending_retries()) == 3  # the unsigned one and the two too new
+    assert skyline("work", "--stop-when-empty").returncode == 0
+    assert sorted(run["n"] for run in runs(record_dir, "noop")) == [0, 1, 3, 5, 6]
+
+
+def as_record(record) -> dict:
+    """A stored failure as ``FailedJobRepository.record`` takes it (same uuid: same row)."""
+    fields = dataclasses.asdict(record)
+    for generated in ("id", "retried_by", "retried_at"):
+        del fields[generated]
+    return fields
+
+
+def test_failed_retry_all_reports_an_unsigned_row_and_retries_the_rest(runtime, skyline):
+    good = seed_failures(runtime, 3)
+    store = runtime.failed_store
+    store.record(**{**as_record(store.get(good[1])), "payload": UNVERIFIABLE["garbage"]})
+
+    result = skyline("failed", "retry", "--all")
+
+    assert result.returncode == 1
+    assert f"failed job {good[1]} cannot be retried" in result.stderr
+    assert summary(result) == "Retried 2 failed jobs in T s; 1 could not be (see above)."
+    assert sorted(p.body["args"] for p in ready(runtime)) == [[0], [2]]
+    assert [r.id for r in store.pending_retries()] == [good[1]]
 
 
 def test_failed_retry_without_ids_or_all_is_a_usage_error(skyline):
@@ -428,20 +471,6 @@ def test_failed_prune_in_a_terminal_shows_progress_on_stderr(runtime, worker_env
     assert re.fullmatch(r"Pruned 3 failed jobs older than 1 hour in \d+\.\d s\.\n", stdout)
 
 
-@pytest.mark.parametrize(("older", "chunks"), [(10, [3, 3, 3, 1]), (9, [3, 3, 3])])
-def test_failed_store_prunes_in_chunks_exactly_the_rows_before_the_cutoff(runtime, older, chunks):
-    store, cutoff = runtime.failed_store, ago(hours=1)
-    seed_failures(runtime, older, at=ago(hours=3))
-    at_cutoff = seed_failures(runtime, 1, at=cutoff)
-    newer = seed_failures(runtime, 2)
-    seen: list[int] = []
-
-    assert store.prune(cutoff, chunk=3, progress=seen.append) == older
-
-    assert seen == chunks
-    assert [record.id for record in store.list(limit=100)] == (at_cutoff + newer)[::-1]
-
-
 # skyline batches prune
 
 
@@ -480,19 +509,6 @@ def test_batches_prune_counts_what_it_deleted_by_age(runtime, skyline):
         "Pruned 1 batch (finished over 1 day ago, unfinished over 0 hours old,"
         " cancelled over 2 days ago) in T s."
     )
-
-
-def test_batch_store_prunes_in_chunks_exactly_the_batches_before_the_cutoff(runtime):
-    store, cutoff = runtime.dispatcher.workflows.batches, datetime.now(UTC)
-    old = finished_batches(runtime, 7, cutoff - timedelta(seconds=1))
-    kept = finished_batches(runtime, 2, cutoff)
-    seen: list[int] = []
-
-    assert store.prune(finished_before=cutoff, chunk=3, progress=seen.append) == 7
-
-    assert seen == [3, 3, 1]
-    assert {record.id for record in store.list()} == set(kept)
-    assert batch_job_rows(runtime, old) == 0 and batch_job_rows(runtime, kept) == 4
 
 
 # skyline migrate

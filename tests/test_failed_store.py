@@ -153,17 +153,33 @@ def test_count_with_filters(failed):
     assert failed.count(queue="emails", job_name="send_welcome") == 0
 
 
+def pending_ids(failed: FailedJobRepository, **filters) -> list[int]:
+    return [r.id for r in failed.pending_retries(**filters)]
+
+
 def test_mark_retried_takes_a_row_out_of_pending_retries(failed):
     a, b = record(failed), record(failed)
     c = record(failed, queue="emails")
-    assert failed.pending_retry_ids() == [a, b, c]
-    assert failed.pending_retry_ids(queue="emails") == [c]
+    assert pending_ids(failed) == [a, b, c]
+    assert pending_ids(failed, queue="emails") == [c]
     new_uuid = str(uuid4())
     failed.mark_retried(b, new_uuid, at=T0)
-    assert failed.pending_retry_ids() == [a, c]
+    assert pending_ids(failed) == [a, c]
     assert (failed.get(b).retried_by, failed.get(b).retried_at) == (new_uuid, T0)
     failed.mark_retried(a, str(uuid4()))
     assert failed.get(a).retried_at.tzinfo == UTC
+
+
+def test_mark_retried_many_links_each_row_to_its_own_retry(failed):
+    a, b, untouched = record(failed), record(failed), record(failed)
+    retries = [(a, str(uuid4())), (b, str(uuid4()))]
+    failed.mark_retried_many(retries, at=T0)
+    failed.mark_retried_many([])
+    assert [(failed.get(id).retried_by, failed.get(id).retried_at) for id in (a, b)] == [
+        (retries[0][1], T0),
+        (retries[1][1], T0),
+    ]
+    assert pending_ids(failed) == [untouched]
 
 
 def test_forget(failed):
@@ -186,6 +202,19 @@ def test_prune_deletes_rows_failed_strictly_before(failed):
     boundary = record(failed, failed_at=T0)
     assert failed.prune(T0) == 1
     assert failed.get(old) is None and failed.get(boundary) is not None
+
+
+@pytest.mark.parametrize(("older", "chunks"), [(10, [3, 3, 3, 1]), (9, [3, 3, 3])])
+def test_prune_in_chunks_deletes_exactly_the_rows_before_the_cutoff(failed, older, chunks):
+    for _ in range(older):
+        record(failed, failed_at=T0 - timedelta(hours=2))
+    kept = [record(failed, failed_at=T0), record(failed, failed_at=T0 + timedelta(hours=1))]
+    seen: list[int] = []
+
+    assert failed.prune(T0, chunk=3, progress=seen.append) == older
+
+    assert seen == chunks
+    assert [r.id for r in failed.list(limit=100)] == kept[::-1]
 
 
 def test_concurrent_writers_share_the_store(failed):
@@ -217,11 +246,20 @@ def test_search_finds_text_in_the_exception_class_or_message(failed):
     assert failed.count(search="") == 2
 
 
-def test_pending_retry_ids_come_a_chunk_at_a_time_with_filters(failed):
+def test_pending_retries_come_a_chunk_at_a_time_with_filters(failed):
     ids = [record(failed, job_name="a", message=f"boom {n}") for n in range(5)]
     other = record(failed, job_name="b")
     failed.mark_retried(ids[1], str(uuid4()))
-    assert failed.pending_retry_ids(job_name="a", limit=2) == [ids[0], ids[2]]
-    assert failed.pending_retry_ids(job_name="a", after=ids[2], limit=2) == [ids[3], ids[4]]
-    assert failed.pending_retry_ids(search="boom 4") == [ids[4]]
-    assert failed.pending_retry_ids(after=ids[4]) == [other]
+    assert pending_ids(failed, job_name="a", limit=2) == [ids[0], ids[2]]
+    assert pending_ids(failed, job_name="a", after=ids[2], limit=2) == [ids[3], ids[4]]
+    assert pending_ids(failed, search="boom 4") == [ids[4]]
+    assert pending_ids(failed, after=ids[4]) == [other]
+    [whole] = failed.pending_retries(after=ids[4])
+    assert whole == failed.get(other)
+
+
+def test_pending_retries_leave_out_what_failed_at_or_after_the_cutoff(failed):
+    before = record(failed, failed_at=T0 - timedelta(microseconds=1))
+    record(failed, failed_at=T0)
+    record(failed, failed_at=T0 + timedelta(minutes=1))
+    assert pending_ids(failed, failed_before=T0) == [before]

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from core.cli.common import AppContext, echo_json, hours_text, pass_app, plural, progress, took
 from core.failed import FailedJobRecord
-from core.retrying import RetryError, pending_retries, retry_failed
+from core.retrying import RetryError, retry_failed, retry_pending
 
 
 def _since(value: str | None) -> datetime | None:
@@ -112,23 +112,40 @@ def retry(app: AppContext, ids: tuple[str, ...], retry_all: bool, queue: str | N
         raise click.UsageError("name failed job IDs, or use --all or --queue QUEUE")
     store, started = app.runtime.failed_store, time.monotonic()
     matching = store.count(queue=queue)
-    pending = pending_retries(store, queue=queue, failed_before=datetime.now(UTC))
-    retried, problems = _retry(app, pending, total=None, name_each=False)
+    retried, problems = _retry_pending(app, queue)
     _summarise(retried, problems, started, skipped=max(matching - retried - problems, 0))
+
+
+def _retry_pending(app: AppContext, queue: str | None) -> tuple[int, int]:
+    """Every failed job not yet retried, a chunk at a time (see ``retry_pending``); how many
+    were retried and how many could not be, each problem named on stderr."""
+    chunks = retry_pending(
+        app.runtime.dispatcher,
+        app.runtime.failed_store,
+        queue=queue,
+        failed_before=datetime.now(UTC),
+    )
+    retried = problems = 0
+    with progress("Retrying failed jobs") as advance:
+        for chunk in chunks:
+            for _, error in chunk.refused:
+                click.echo(str(error), err=True)
+            retried, problems = retried + len(chunk.retried), problems + len(chunk.refused)
+            advance(len(chunk.retried) + len(chunk.refused))
+    return retried, problems
 
 
 def retry_each(app: AppContext, targets: list, missing: Callable[[str], str]) -> None:
     """Retry failed jobs by id or uuid, say what became of each, and exit 1 if any could not be."""
     store, started = app.runtime.failed_store, time.monotonic()
     found = (store.get(target) or RetryError(missing(str(target))) for target in targets)
-    _summarise(*_retry(app, found, total=len(targets), name_each=True), started)
+    _summarise(*_retry(app, found, total=len(targets)), started)
 
 
 def _retry(
     app: AppContext,
     records: Iterable[FailedJobRecord | RetryError],
-    total: int | None,
-    name_each: bool,
+    total: int,
 ) -> tuple[int, int]:
     """How many were retried and how many could not be; each problem is named on stderr."""
     retried = problems = 0
@@ -142,8 +159,7 @@ def _retry(
                 click.echo(str(exc), err=True)
                 problems += 1
             else:
-                if name_each:
-                    click.echo(f"Retried failed job {record.id} as {new_id}.")
+                click.echo(f"Retried failed job {record.id} as {new_id}.")
                 retried += 1
             advance(1)
     return retried, problems

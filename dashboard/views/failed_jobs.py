@@ -190,7 +190,8 @@ async def api_retry_many(request: Request) -> Response:
     summary: Retry many failed jobs
     description: >
       Send either ids (at most 1000) or a filter; unknown ids are reported and the rest
-      retried. Needs the operator role; written to the audit log.
+      retried. A filter retries what failed before the request, not the retries that fail
+      again meanwhile. Needs the operator role; written to the audit log.
     tags: [failed jobs]
     requestBody:
       required: true

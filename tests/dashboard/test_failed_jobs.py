@@ -3,6 +3,9 @@ on their queues, and every change is in the audit log."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -155,13 +158,61 @@ def test_retry_all_matching_retries_what_the_filter_matches_once(app, runtime, o
 
 
 def test_retry_all_matching_goes_through_more_than_one_chunk(app, runtime, operator, monkeypatch):
-    monkeypatch.setattr("dashboard.failed_retry.CHUNK", 2)
+    monkeypatch.setattr("core.retrying.RETRY_CHUNK", 2)
     fail(runtime, *(jobs.fails_itself.prepare() for _ in range(5)))
 
     post_form(operator, "/jobs/failed/retry-matching")
 
     assert len(queued(runtime)) == 5
     assert all(r.retried_by for r in runtime.failed_store.list())
+
+
+def test_retry_all_matching_leaves_what_failed_after_it_started(app, runtime, operator):
+    fail(runtime, *(ALWAYS_FAILS.prepare(n) for n in range(3)))
+    store = runtime.failed_store
+    first, second, later = sorted(failed_ids(runtime))
+    again = dataclasses.asdict(store.get(later))
+    for generated in ("id", "retried_by", "retried_at"):
+        del again[generated]
+    store.record(**again | {"failed_at": datetime.now(UTC) + timedelta(minutes=1)})
+
+    post_form(operator, "/jobs/failed/retry-matching")
+
+    assert {p.body["retry_of"] for p in queued(runtime)} == {
+        store.get(first).uuid,
+        store.get(second).uuid,
+    }
+    assert store.get(later).retried_by is None
+    [(_, _, _, detail)] = audit(app)
+    assert set(detail["retried"]) == {str(first), str(second)}
+
+
+def test_retry_all_matching_keeps_to_the_job_and_the_exception_search(app, runtime, operator):
+    fail(
+        runtime,
+        ALWAYS_FAILS.prepare(1),
+        ALWAYS_FAILS.prepare(22),
+        jobs.fails_itself.prepare(),
+        jobs.always_fails.options(queue="other", backoff=0).prepare(2),
+    )
+    [wanted] = failed_ids(runtime, queue="default", search="always fails 2")
+
+    response = post_form(
+        operator,
+        "/jobs/failed/retry-matching",
+        queue="default",
+        job="tests.jobs.always_fails",
+        q="fails 2",
+    )
+
+    assert [p.body["retry_of"] for p in queued(runtime)] == [runtime.failed_store.get(wanted).uuid]
+    assert queued(runtime, "other") == []
+    assert "Retried 1 failed job." in operator.get(response.headers["location"]).text
+    [(_, action, target, _)] = audit(app)
+    assert (action, target) == (
+        "failed.retry_matching",
+        "queue=default&job=tests.jobs.always_fails&q=fails+2",
+    )
 
 
 # --- the API ----------------------------------------------------------------------------------
