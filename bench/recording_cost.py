@@ -17,7 +17,7 @@ import dataclasses
 import statistics
 import sys
 
-from bench.throughput import Bench, Row, drain, table
+from bench.harness import Bench, Row, drain, table
 from core import set_dispatcher
 from core.runtime import Runtime
 from core.settings import load_settings

