@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 
+from core.db import delete_in_chunks
 from core.models import BatchJob, JobBatch, UTCDateTime
 
 COLUMNS = tuple(JobBatch.__table__.c)
@@ -227,14 +228,8 @@ class BatchRepository:
         if cancelled_before is not None:
             conditions.append(_before(JobBatch.cancelled_at, cancelled_before))
         oldest = select(JobBatch.id).where(or_(*conditions)).limit(chunk)
-        pruned = 0
-        while deleted := self._delete(JobBatch.id.in_(oldest.scalar_subquery())):
-            pruned += deleted
-            if progress is not None:
-                progress(deleted)
-            if deleted < chunk:
-                break
-        return pruned
+        chosen = JobBatch.id.in_(oldest.scalar_subquery())
+        return delete_in_chunks(lambda: self._delete(chosen), chunk, progress)
 
     @contextmanager
     def _locked(self, id: str) -> Iterator[tuple[Connection, BatchRecord]]:

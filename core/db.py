@@ -1,5 +1,6 @@
 """Engines, sessions and migrations for Skyline's SQL store."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,22 @@ def _revision(connection: Connection) -> str | None:
 
     options = {"version_table": VERSION_TABLE}
     return MigrationContext.configure(connection, opts=options).get_current_revision()
+
+
+def delete_in_chunks(
+    delete_chunk: Callable[[], int], chunk: int, progress: Callable[[int], None] | None
+) -> int:
+    """Call ``delete_chunk`` (one short transaction deleting at most ``chunk`` rows) until
+    a chunk comes back short, telling ``progress`` each count; returns the total. A prune
+    of millions holds no lock for long (SQLite's whole-database one above all)."""
+    total = 0
+    while deleted := delete_chunk():
+        total += deleted
+        if progress is not None:
+            progress(deleted)
+        if deleted < chunk:
+            break
+    return total
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

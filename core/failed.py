@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.db import session_factory
+from core.db import delete_in_chunks, session_factory
 from core.models import FailedJob
 
 UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -231,14 +231,7 @@ class FailedJobRepository:
         ``progress`` with each chunk's count; returns how many were deleted."""
         oldest = select(FailedJob.id).where(FailedJob.failed_at < before).limit(chunk)
         statement = delete(FailedJob).where(FailedJob.id.in_(oldest.scalar_subquery()))
-        pruned = 0
-        while deleted := self._delete(statement):
-            pruned += deleted
-            if progress is not None:
-                progress(deleted)
-            if deleted < chunk:
-                break
-        return pruned
+        return delete_in_chunks(lambda: self._delete(statement), chunk, progress)
 
     def _delete(self, statement: Delete) -> int:
         with self._sessions.begin() as session:

@@ -7,6 +7,7 @@ call that finds its script gone (a restarted or flushed Redis) is loaded and sen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -18,14 +19,23 @@ from redis.exceptions import NoScriptError
 
 Writes = Callable[[Pipeline], None]  # commands that ride in another operation's round trip
 
+INCLUDE = re.compile(r"^-- include (\w+)$", re.MULTILINE)
 _sources: dict[str, str] = {}  # sha -> Lua text, of the files in core/lua only
 
 
 def register(client: redis.Redis, name: str) -> Script:
-    text = resources.files("core").joinpath(f"lua/{name}.lua").read_text()
+    text = lua_source(name)
     script = client.register_script(text)
     _sources[script.sha] = text
     return script
+
+
+def lua_source(name: str) -> str:
+    """The text of ``core/lua/NAME.lua``, each ``-- include OTHER`` line replaced by the text
+    of ``OTHER.lua``: Redis scripts cannot load one another, and a helper two scripts need
+    is kept in one file."""
+    text = resources.files("core").joinpath(f"lua/{name}.lua").read_text()
+    return INCLUDE.sub(lambda found: lua_source(found.group(1)).rstrip("\n"), text)
 
 
 def call(pipe: Pipeline, script: Script, keys: list[str], args: list[Any]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.keys import Keys
-from core.pipelines import call, execute, register
+from core.pipelines import call, execute, lua_source, register
 from core.queue import RedisQueue
 
 
@@ -34,3 +36,12 @@ def test_the_worker_s_ack_and_pop_survives_a_script_flush(redis_client):
 
     assert ([r.raw for r in popped.reserved], lost) == (["b"], 0)
     assert redis_client.zcard("skyline:{queue:q}:reserved") == 1
+
+
+@pytest.mark.parametrize("name", ["record_pushed", "record_finished"])
+def test_a_script_is_sent_with_the_shared_lua_it_includes(name):
+    source = lua_source(name)
+
+    assert "-- include" not in source
+    assert source.count("local function free_score") == 1
+    assert source.index("local function free_score") < source.rindex("free_score(")
