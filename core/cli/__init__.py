@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import os
 from importlib.metadata import entry_points
 
 import click
 
-from core.cli.batches import batches
 from core.cli.common import VERBOSITY_VARIABLE, AppContext, fail_cleanly, set_verbosity
-from core.cli.failed import failed
-from core.cli.queues import queue
-from core.cli.setup import demo, down, migrate, up
-from core.cli.snapshots import snapshot
-from core.cli.work import work
+
+BUILT_IN = {  # command -> "module:attribute", imported only when that command runs
+    "work": "core.cli.work:work",
+    "failed": "core.cli.failed:failed",
+    "batches": "core.cli.batches:batches",
+    "queue": "core.cli.queues:queue",
+    "migrate": "core.cli.setup:migrate",
+    "up": "core.cli.setup:up",
+    "down": "core.cli.setup:down",
+    "demo": "core.cli.setup:demo",
+    "snapshot": "core.cli.snapshots:snapshot",
+}
 
 
 class SkylineGroup(click.Group):
+    """Loads a command's module when the command runs: every worker process starts as
+    ``skyline work``, and should not carry the dashboard, the balancer and the table
+    printer in its memory."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _add_extensions(self)
+        return sorted({*BUILT_IN, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in BUILT_IN:
+            module, attribute = BUILT_IN[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        _add_extensions(self)
+        return self.commands.get(name)
+
     def invoke(self, ctx: click.Context) -> object:
         with fail_cleanly():
             return super().invoke(ctx)
@@ -34,11 +57,8 @@ def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
     ctx.obj = AppContext(config_file)
 
 
-for command in (work, failed, batches, queue, migrate, up, down, demo, snapshot):
-    cli.add_command(command)
-
-
-def _add_extensions() -> None:
+@functools.cache
+def _add_extensions(group: click.Group) -> None:
     """Commands of other packages (the balancer's ``start``, ``pause``...), found by entry
     point so that core never imports them."""
     for entry in entry_points(group="skyline.commands"):
@@ -48,10 +68,7 @@ def _add_extensions() -> None:
             logging.getLogger("skyline").warning("commands %s not loaded: %s", entry.value, exc)
             continue
         for command in loaded if isinstance(loaded, list) else [loaded]:
-            cli.add_command(command)
-
-
-_add_extensions()
+            group.add_command(command)
 
 
 def main() -> None:

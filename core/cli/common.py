@@ -13,8 +13,6 @@ from functools import cached_property
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from core.registry import AppImportError, import_app
 from core.runtime import Runtime
@@ -74,6 +72,9 @@ def progress(
     if not sys.stderr.isatty():
         yield lambda n: None
         return
+    from rich.console import Console  # not at the top: worker processes never draw a bar
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
     columns = [SpinnerColumn(), TextColumn(description)]
     if count:
         columns.append(BarColumn())
