@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -27,6 +28,9 @@ from core.models import Base
 from core.registry import import_app
 from core.runtime import Runtime
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.claude.fake_anthropic import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-0123456789abcdef"
@@ -257,3 +261,12 @@ def stop(process: subprocess.Popen, within_s: float) -> float:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=within_s * 2) == 0
     return time.monotonic() - started
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A local Anthropic API for the real ``anthropic`` client, in a thread of its own."""
+    from tests.claude.fake_anthropic import FakeAnthropic, serve  # it uses this module
+
+    with serve(FakeAnthropic()) as fake:
+        yield fake

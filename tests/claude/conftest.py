@@ -20,7 +20,7 @@ from core.registry import registry
 from core.runtime import Runtime
 from core.settings import Settings
 from core.worker import Worker, WorkerOptions
-from tests.claude.fake_anthropic import FakeAnthropic, serve
+from tests.claude.fake_anthropic import FakeAnthropic
 
 T = TypeVar("T")
 API_KEY = "sk-ant-test-key"
@@ -30,18 +30,17 @@ FAST = dict(tries=3, backoff=0, timeout_s=5.0)
 
 
 @pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    with serve(FakeAnthropic()) as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(settings: Settings, fake_anthropic: FakeAnthropic) -> Settings:
-    """The shared test settings, with a ``[claude]`` table that points at the fake server."""
-    claude = settings.claude.model_copy(
-        update=dict(api_key=SecretStr(API_KEY), base_url=fake_anthropic.url, **FAST)
+    return claude_on(settings, fake_anthropic)
+
+
+def claude_on(settings: Settings, fake: FakeAnthropic, **claude: Any) -> Settings:
+    """``settings`` with a ``[claude]`` table that sends requests to ``fake``, retrying
+    fast; ``claude`` overrides more of the table."""
+    table = settings.claude.model_copy(
+        update=dict(api_key=SecretStr(API_KEY), base_url=fake.url, **FAST) | claude
     )
-    return settings.model_copy(update={"claude": claude})
+    return settings.model_copy(update={"claude": table})
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ paging, owner isolation, cancel, escaping, and the empty state."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import update
 
 from core.claude import submit
@@ -17,13 +15,12 @@ from core.claude.limiter import ModelLimits, RateLimiter, Reservation
 from core.claude.records import ClaudeRequestRepository, Status
 from core.models import ClaudeRequest
 from core.settings import Settings
-from tests.claude.conftest import API_KEY, FAST, work
+from tests.claude.conftest import claude_on, work
 from tests.claude.fake_anthropic import (
     FakeAnthropic,
     bad_request,
     overloaded,
     rate_limited,
-    serve,
     success,
 )
 from tests.dashboard.conftest import csrf_of
@@ -35,21 +32,12 @@ REQUESTS_PER_MINUTE = 50
 
 
 @pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    with serve(FakeAnthropic()) as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(settings: Settings, fake_anthropic: FakeAnthropic) -> Settings:
     """Claude on the fake server, with a request limit on Haiku for the headroom (the
     workload asks Sonnet, so the limiter keeps out of its way)."""
     models = dict(settings.claude.models)
     models[HAIKU] = models[HAIKU].model_copy(update={"requests_per_minute": REQUESTS_PER_MINUTE})
-    claude = settings.claude.model_copy(
-        update=dict(api_key=SecretStr(API_KEY), base_url=fake_anthropic.url, models=models, **FAST)
-    )
-    return settings.model_copy(update={"claude": claude})
+    return claude_on(settings, fake_anthropic, models=models)
 
 
 @pytest.fixture

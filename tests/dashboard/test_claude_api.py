@@ -4,16 +4,15 @@ the fake Anthropic server."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from pydantic import SecretStr
 
 from core.claude import submit
 from core.claude.records import ClaudeRequestRepository, NewRequest, Status
 from core.settings import Settings
-from tests.claude.conftest import API_KEY, FAST, work
-from tests.claude.fake_anthropic import FakeAnthropic, bad_request, serve, success
+from tests.claude.conftest import claude_on, work
+from tests.claude.fake_anthropic import FakeAnthropic, bad_request, success
 from tests.dashboard.conftest import csrf_of
 
 REQUESTS = "/api/claude/requests"
@@ -21,17 +20,8 @@ Headers = dict[str, str]
 
 
 @pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    with serve(FakeAnthropic()) as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(settings: Settings, fake_anthropic: FakeAnthropic) -> Settings:
-    claude = settings.claude.model_copy(
-        update=dict(api_key=SecretStr(API_KEY), base_url=fake_anthropic.url, **FAST)
-    )
-    return settings.model_copy(update={"claude": claude})
+    return claude_on(settings, fake_anthropic)
 
 
 @pytest.fixture

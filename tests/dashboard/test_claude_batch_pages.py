@@ -5,11 +5,9 @@ SQL; the Message Batches go to the fake Anthropic server through the real SDK.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import SecretStr
 
 from core.claude import submit
 from core.claude.batches import retry_id_of, submit_batch
@@ -21,8 +19,8 @@ from core.claude.services import ClaudeServices, default_services
 from core.claude.submission import validate
 from core.settings import Settings
 from tests.claude.batch_worker import work_batches
-from tests.claude.conftest import API_KEY, FAST
-from tests.claude.fake_anthropic import FakeAnthropic, bad_request, serve, success
+from tests.claude.conftest import claude_on
+from tests.claude.fake_anthropic import FakeAnthropic, bad_request, success
 from tests.dashboard.conftest import csrf_of
 
 BATCHES = "/v1/messages/batches"
@@ -30,23 +28,9 @@ THREE = [{"prompt": "one"}, {"prompt": "two"}, {"prompt": "three"}]
 
 
 @pytest.fixture
-def fake_anthropic() -> Iterator[FakeAnthropic]:
-    with serve(FakeAnthropic()) as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(settings: Settings, fake_anthropic: FakeAnthropic) -> Settings:
     """Three prompts make a Message Batch; two (a retry's) make one too."""
-    claude = settings.claude.model_copy(
-        update=dict(
-            api_key=SecretStr(API_KEY),
-            base_url=fake_anthropic.url,
-            batch_api_threshold=2,
-            **FAST,
-        )
-    )
-    return settings.model_copy(update={"claude": claude})
+    return claude_on(settings, fake_anthropic, batch_api_threshold=2)
 
 
 @pytest.fixture
