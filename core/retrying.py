@@ -14,6 +14,7 @@ from core.failed import FailedJobRecord, FailedJobRepository
 from core.payload import PayloadError, new_job_id, now_ms, parse
 
 RETRY_CHUNK = 200  # failed jobs read, pushed and marked together when retrying many
+MAX_RETRY_HOPS = 100  # retries of retries followed before giving up on a job's newest failure
 
 
 class RetryError(Exception):
@@ -97,3 +98,50 @@ def retry_pending(
     ):
         yield retry_records(records, dispatcher, store)
         after = records[-1].id
+
+
+@dataclass
+class BatchRetry:
+    """What became of a batch's failed jobs when the batch was retried."""
+
+    retried: list[str] = field(default_factory=list)  # the new jobs' ids
+    in_flight: list[str] = field(default_factory=list)  # retried already, and not failed again
+    missing: list[str] = field(default_factory=list)  # no longer in the failed store
+    problems: list[str] = field(default_factory=list)
+
+
+def retry_batch_failures(
+    job_ids: Sequence[str], dispatcher: Dispatcher, store: FailedJobRepository
+) -> BatchRetry:
+    """Each of a batch's failed jobs again, from its newest failure. A job retried already
+    and not failed since is left alone, so retrying a batch twice runs no job twice. Pushed
+    and marked ``RETRY_CHUNK`` at a time."""
+    done, due = BatchRetry(), []
+    for job_id in job_ids:
+        failure = latest_failure(store, job_id)
+        if failure is None:
+            done.missing.append(job_id)
+        elif failure.retried_by is not None:
+            done.in_flight.append(job_id)
+        else:
+            due.append(failure)
+    for first in range(0, len(due), RETRY_CHUNK):
+        chunk = retry_records(due[first : first + RETRY_CHUNK], dispatcher, store)
+        done.retried += [new_id for _, new_id in chunk.retried]
+        done.problems += [str(error) for _, error in chunk.refused]
+    return done
+
+
+def latest_failure(store: FailedJobRepository, job_id: str) -> FailedJobRecord | None:
+    """The newest failure among a job and its retries: a retry runs under a new id, and
+    when it fails too, that id is the one to retry. A retry not stored (queued, running,
+    or gone) leaves the last failure, marked retried."""
+    record = store.get(job_id)
+    for _ in range(MAX_RETRY_HOPS):
+        if record is None or record.retried_by is None:
+            return record
+        retry = store.get(record.retried_by)
+        if retry is None:
+            return record
+        record = retry
+    return record

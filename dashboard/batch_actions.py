@@ -8,28 +8,21 @@ sends its errored and expired requests again as a new batch (``retry_failed_requ
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from core.batch_store import BatchRecord
 from core.claude.batches import retry_failed_requests
 from core.claude.message_batches import is_message_batch
-from core.failed import FailedJobRecord, FailedJobRepository
-from core.retrying import RetryError, retry_failed
+from core.retrying import BatchRetry, retry_batch_failures
 from dashboard.auth import require
 from dashboard.claude_requests import claude_services
 from dashboard.context import Dashboard, dashboard
 
-MAX_RETRY_HOPS = 100  # retries of retries followed before giving up on a job's newest failure
-
 
 @dataclass
-class RetryReport:
-    retried: list[str] = field(default_factory=list)  # the new jobs' ids
-    in_flight: list[str] = field(default_factory=list)  # retried already, and not failed again
-    missing: list[str] = field(default_factory=list)  # no longer in the failed store
-    problems: list[str] = field(default_factory=list)
+class RetryReport(BatchRetry):
     # A Message Batches batch's retry: the batch that sent its requests again, now
     # (``retried`` are the new requests) or before (``retried`` is empty).
     retry_batch: str | None = None
@@ -64,21 +57,6 @@ def requests(count: int) -> str:
     return f"{count} failed or expired request{'' if count == 1 else 's'}"
 
 
-def latest_failure(store: FailedJobRepository, job_id: str) -> FailedJobRecord | None:
-    """The newest failure among a job and its retries: a retry runs under a new id, and
-    when it fails too, that id is the one to retry. A retry not stored (queued, running,
-    or gone) leaves the last failure, marked retried."""
-    record = store.get(job_id)
-    for _ in range(MAX_RETRY_HOPS):
-        if record is None or record.retried_by is None:
-            return record
-        retry = store.get(record.retried_by)
-        if retry is None:
-            return record
-        record = retry
-    return record
-
-
 def retry_batch(request: Request, record: BatchRecord) -> RetryReport:
     """Each failed job of the batch again, from the failed store, as ``skyline batches retry``;
     a retried job keeps its place in the batch, which counts it when it succeeds. A Message
@@ -97,19 +75,9 @@ def retry_batch(request: Request, record: BatchRecord) -> RetryReport:
 
 
 def _retry_jobs(dash: Dashboard, record: BatchRecord) -> RetryReport:
-    report = RetryReport()
-    for job_id in dash.batches.failed_job_ids(record.id):
-        failure = latest_failure(dash.failed, job_id)
-        if failure is None:
-            report.missing.append(job_id)
-        elif failure.retried_by is not None:
-            report.in_flight.append(job_id)
-        else:
-            try:
-                report.retried.append(retry_failed(failure, dash.runtime.dispatcher, dash.failed))
-            except RetryError as exc:
-                report.problems.append(str(exc))
-    return report
+    job_ids = dash.batches.failed_job_ids(record.id)
+    done = retry_batch_failures(job_ids, dash.runtime.dispatcher, dash.failed)
+    return RetryReport(**dataclasses.asdict(done))
 
 
 def _retry_requests(request: Request, record: BatchRecord) -> RetryReport:

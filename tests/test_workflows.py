@@ -222,7 +222,7 @@ def test_unique_lock_expires_after_its_worker_was_killed(runtime, start_worker, 
     assert wait_until(lambda: wf.unique_sleeper.dispatch("stuck"), timeout_s=10)
 
 
-def test_batches_cli_lists_shows_retries_and_cancels(runtime, skyline, record_dir):
+def test_batches_cli_lists_shows_retries_once_and_cancels(runtime, skyline, record_dir):
     created = (
         batch([wf.BatchedStep("ok"), wf.broken_step.prepare("x")])
         .name("nightly")
@@ -239,6 +239,9 @@ def test_batches_cli_lists_shows_retries_and_cancels(runtime, skyline, record_di
 
     retried = skyline("batches", "retry", created.id)
     assert retried.returncode == 0 and "Retried 1 failed job in" in retried.stdout
+    again = skyline("batches", "retry", created.id)  # before the retry has run: left alone
+    assert again.returncode == 0 and "Retried 0 failed jobs in" in again.stdout
+    assert "1 skipped (already retried)" in again.stdout
     work(skyline)
     assert names(record_dir, "broken_step") == ["x", "x"]
 

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from core.batch_store import BatchRecord
 from core.cli.common import AppContext, echo_json, hours_text, pass_app, plural, progress, took
-from core.cli.failed import retry_each
+from core.cli.failed import summarise_retries
+from core.retrying import retry_batch_failures
 
 
 def _summary(record: BatchRecord) -> dict:
@@ -94,8 +95,15 @@ def retry(app: AppContext, batch_id: str) -> None:
     """Retry the batch's failed jobs from the failed store."""
     app.runtime.ensure_schema()
     _found(app, batch_id)
-    failed_ids = app.runtime.dispatcher.workflows.batches.failed_job_ids(batch_id)
-    retry_each(app, failed_ids, lambda job_id: f"job {job_id} is not in the failed store")
+    started, runtime = time.monotonic(), app.runtime
+    failed_ids = runtime.dispatcher.workflows.batches.failed_job_ids(batch_id)
+    done = retry_batch_failures(failed_ids, runtime.dispatcher, runtime.failed_store)
+    for job_id in done.missing:
+        click.echo(f"job {job_id} is not in the failed store", err=True)
+    for problem in done.problems:
+        click.echo(problem, err=True)
+    troubles = len(done.missing) + len(done.problems)
+    summarise_retries(len(done.retried), troubles, started, skipped=len(done.in_flight))
 
 
 @batches.command("cancel")

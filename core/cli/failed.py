@@ -113,7 +113,7 @@ def retry(app: AppContext, ids: tuple[str, ...], retry_all: bool, queue: str | N
     store, started = app.runtime.failed_store, time.monotonic()
     matching = store.count(queue=queue)
     retried, problems = _retry_pending(app, queue)
-    _summarise(retried, problems, started, skipped=max(matching - retried - problems, 0))
+    summarise_retries(retried, problems, started, skipped=max(matching - retried - problems, 0))
 
 
 def _retry_pending(app: AppContext, queue: str | None) -> tuple[int, int]:
@@ -139,7 +139,7 @@ def retry_each(app: AppContext, targets: list, missing: Callable[[str], str]) ->
     """Retry failed jobs by id or uuid, say what became of each, and exit 1 if any could not be."""
     store, started = app.runtime.failed_store, time.monotonic()
     found = (store.get(target) or RetryError(missing(str(target))) for target in targets)
-    _summarise(*_retry(app, found, total=len(targets)), started)
+    summarise_retries(*_retry(app, found, total=len(targets)), started)
 
 
 def _retry(
@@ -165,7 +165,7 @@ def _retry(
     return retried, problems
 
 
-def _summarise(retried: int, problems: int, started: float, skipped: int = 0) -> None:
+def summarise_retries(retried: int, problems: int, started: float, skipped: int = 0) -> None:
     summary = f"Retried {plural(retried, 'failed job')} in {took(started)}"
     if problems:
         summary += f"; {problems:,} could not be (see above)"
