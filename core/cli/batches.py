@@ -97,7 +97,8 @@ def retry(app: AppContext, batch_id: str) -> None:
     _found(app, batch_id)
     started, runtime = time.monotonic(), app.runtime
     failed_ids = runtime.dispatcher.workflows.batches.failed_job_ids(batch_id)
-    done = retry_batch_failures(failed_ids, runtime.dispatcher, runtime.failed_store)
+    with progress("Retrying the batch's failed jobs", count=False):
+        done = retry_batch_failures(failed_ids, runtime.dispatcher, runtime.failed_store)
     for job_id in done.missing:
         click.echo(f"job {job_id} is not in the failed store", err=True)
     for problem in done.problems:
