@@ -87,10 +87,13 @@ class JobRecordRepository:
         keys = [self._index[JobIndex.RECENT], self._index[JobIndex.PENDING]]
         keys += [self.keys.monitoring(), *(self.keys.job_record(j.body["id"]) for j in jobs)]
         keys += [self.keys.monitored_jobs(tag) for tag in tags]
-        args: list[Any] = [len(jobs), now_ms(), self.settings.monitored_s, *tags]
+        now = now_ms()
+        args: list[Any] = [len(jobs), now, self.settings.monitored_s, *tags]
         for job in jobs:
             body, available_at = job.body, job.available_at
-            due_in_s = max(-(-(available_at - body["pushed_at"]) // 1000), 0)
+            # From now, when the TTL starts: pushed_at is when the body was made, which can
+            # be a millisecond earlier, and would round a ready job's wait up to a second.
+            due_in_s = max(-(-(available_at - now) // 1000), 0)
             tag_list = json.dumps(body["tags"]) if body.get("tags") else ""
             args += [body["id"], body["pushed_at"], available_at]
             args += [self.settings.pending_s + due_in_s, job.payload, tag_list]
