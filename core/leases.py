@@ -38,7 +38,8 @@ class Running:
 
 class LeaseKeeper:
     """``on_long_running`` hears once of each job still running a tick after it started,
-    so the many jobs that finish sooner cost no write of their own."""
+    so the many jobs that finish sooner cost no write of their own. ``on_tick`` runs every
+    tick, for the worker's own checks while its main thread is busy with a job."""
 
     def __init__(
         self,
@@ -46,11 +47,13 @@ class LeaseKeeper:
         lease_s: float,
         on_overrun: Callable[[Running], None],
         on_long_running: Callable[[list[Payload]], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.queue = queue
         self.lease_s = lease_s
         self.on_overrun = on_overrun
         self.on_long_running = on_long_running
+        self.on_tick = on_tick
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,6 +89,7 @@ class LeaseKeeper:
                 if job.deadline is not None and now > job.deadline:
                     self.on_overrun(job)
             self._announce(now)
+            self._tick()
             if now - last_renewal >= renew_every:
                 self._renew()
                 last_renewal = now
@@ -103,6 +107,14 @@ class LeaseKeeper:
             return
         for job in long_running:
             job.announced = True
+
+    def _tick(self) -> None:
+        if self.on_tick is None:
+            return
+        try:
+            self.on_tick()
+        except Exception:  # it must never stop the renewals
+            log.exception("a worker check on the lease keeper's thread failed; retrying")
 
     def _renew(self) -> None:
         jobs = self.running()

@@ -52,6 +52,7 @@ class RedisQueue:
         self._later = register(client, "later")
         self._pop = register(client, "pop")
         self._release = register(client, "release")
+        self._hand_back = register(client, "hand_back")
 
     def push_groups(
         self,
@@ -174,6 +175,13 @@ class RedisQueue:
         also(pipe)
         call(pipe, self._release, keys, args)
         return bool(execute(pipe)[-1])
+
+    def hand_back(self, reservations: list[Reservation]) -> int:
+        """Return jobs reserved but never started to the head of their queue, in order, as
+        if never popped; returns how many went back (a lost lease keeps its job away)."""
+        k = self.keys.queue(reservations[0].queue)
+        raws = [r.raw for r in reservations]
+        return self._hand_back(keys=[k.reserved, k.ready, k.notify], args=[NOTIFY_CAP, *raws])
 
     def renew(self, reservations: list[Reservation], lease_s: float) -> list[bool]:
         """Extend leases still held; False where the lease was lost."""

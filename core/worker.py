@@ -1,8 +1,9 @@
 """The worker: one process that reserves jobs and runs them in ``concurrency`` slots.
 
-One tick reserves as many jobs as there are free slots (one Lua call), runs
-them, and settles each. With one slot everything runs on the main thread; with
-more, async jobs share an event loop thread and sync jobs run in a thread pool.
+One tick reserves as many jobs as there are free slots (one Lua call), or several
+per slot when the jobs are short (see ``core.prefetch``), runs them, and settles each.
+With one slot everything runs on the main thread; with more, async jobs share an event
+loop thread and sync jobs run in a thread pool.
 Signal handlers only set flags that the next tick reads.
 """
 
@@ -41,6 +42,7 @@ from core.failed import FailedJobRepository
 from core.leases import LeaseKeeper, Running
 from core.locks import Locks
 from core.payload import Payload, PayloadError, now_ms, parse
+from core.prefetch import Prefetch
 from core.queue import RedisQueue, Reservation
 from core.recording import Recorder
 from core.redis_backoff import RedisBackoff
@@ -104,7 +106,10 @@ class Worker:
         self.services = Services(queue.client, queue.keys, workflows)
         self.locks = Locks(queue.client)
         announce = recorder.reserved if recorder is not None else None
-        self.leases = LeaseKeeper(queue, options.lease_s, self._overrun, announce)
+        self.prefetch = Prefetch(enabled=not (options.once or options.rest_s))
+        self.leases = LeaseKeeper(
+            queue, options.lease_s, self._overrun, announce, self._hand_back_stale
+        )
         self.should_stop = False
         self.paused = options.paused
         self._announced_pause = False
@@ -154,22 +159,29 @@ class Worker:
             self._announced_pause = self.paused
             log.info("paused: no new jobs until SIGCONT" if self.paused else "continuing")
         if self.paused:
+            self._hand_back()
             time.sleep(PAUSE_POLL_S)
             return
         free = self._slots.take(PAUSE_POLL_S)
         if not free:
             return
-        try:
-            reserved, next_due = self._reserve(free)
-            self._redis.reset()
-        except redis.RedisError as exc:
-            self._slots.give_back(free)
-            self._redis.wait(exc)
-            return
-        self._slots.give_back(free - len(reserved))
+        self._hand_back_stale()
+        reserved = self.prefetch.take(free)
         if not reserved:
-            self._idle(next_due)
-            return
+            try:
+                reserved, next_due = self._reserve(free * self.prefetch.depth())
+                self._redis.reset()
+            except redis.RedisError as exc:
+                self._slots.give_back(free)
+                self._redis.wait(exc)
+                return
+            if not reserved:
+                self._slots.give_back(free)
+                self._idle(next_due)
+                return
+            self.prefetch.hold(reserved[free:])
+            reserved = reserved[:free]
+        self._slots.give_back(free - len(reserved))
         for reservation in reserved:
             self._start(reservation)
         self._check_limits()
@@ -195,6 +207,15 @@ class Worker:
             if popped.next_due_ms is not None:
                 next_due = min(next_due or popped.next_due_ms, popped.next_due_ms)
         return [], next_due
+
+    def _hand_back(self, *, stale_only: bool = False) -> None:
+        """Return held jobs to their queue (see ``core.prefetch``)."""
+        held = self.prefetch.give_up(stale_only=stale_only)
+        if held:
+            self._redis.retry(self.queue.hand_back, held)
+
+    def _hand_back_stale(self) -> None:
+        self._hand_back(stale_only=True)
 
     def _flush_acks(self) -> None:
         self._redis.retry(self._send_acks)
@@ -283,6 +304,7 @@ class Worker:
     ) -> None:
         try:
             self.leases.untrack(reservation)
+            self.prefetch.observe(outcome.runtime_s)
             result = self._settle(reservation, payload, outcome)
             if result is Result.FAILED:
                 self._failed_hook(prepared, outcome.exception)
@@ -331,8 +353,9 @@ class Worker:
         """Called by the lease keeper when a job outlives its timeout: record it, then exit.
 
         A thread cannot be killed, so the process goes; the other jobs it held are
-        released first so they do not wait out their leases.
+        released first, and held ones handed back, so they do not wait out their leases.
         """
+        self._hand_back()
         self._flush_acks()
         payload = running.payload
         exc = JobTimeoutError(f"{payload.job_name} ran longer than its timeout and was killed")
@@ -373,7 +396,8 @@ class Worker:
         return self._process.memory_info().rss > limit_mb * 1024 * 1024
 
     def _drain(self) -> None:
-        """Wait for running jobs (their slots) before exiting."""
+        """Hand back held jobs and wait for running ones (their slots) before exiting."""
+        self._hand_back()
         self._slots.drain()
         self._flush_acks()
 
