@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.worker import EXIT_MEMORY, EXIT_OK, EXIT_TIMED_OUT
+from core.worker_limits import EXIT_MEMORY, EXIT_OK, EXIT_TIMED_OUT
 
 log = logging.getLogger("skyline.supervisor")
 

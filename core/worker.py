@@ -21,7 +21,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import psutil
 import redis
 
 from core.acks import AckBuffer, Acks
@@ -49,6 +48,7 @@ from core.redis_backoff import RedisBackoff
 from core.registry import JobRegistry
 from core.settlement import Settler
 from core.slots import Slots
+from core.worker_limits import EXIT_OK, EXIT_TIMED_OUT, Limits
 from core.workflows import after_job
 
 if TYPE_CHECKING:
@@ -58,14 +58,9 @@ log = logging.getLogger("skyline.worker")
 
 ACKED = (Result.COMPLETED, Result.DELETED)
 WORKFLOW_RETRY_S = 5
-EXIT_OK = 0
-EXIT_TIMED_OUT = 2
-EXIT_MEMORY = 12
 ASYNC_STUCK_GRACE_S = 2.0
 PAUSE_POLL_S = 0.1
 IN_FLIGHT_POLL_S = 0.05
-# Reading the process's memory costs about 5% of a no-op job's time: once per this long.
-MEMORY_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -115,11 +110,9 @@ class Worker:
         self._announced_pause = False
         self.exit_status = EXIT_OK
         self.processed = 0
-        self._started = time.monotonic()
+        self.limits = Limits(options)
         self._slots = Slots(options.concurrency)
         self._redis = RedisBackoff(options.lease_s)
-        self._process = psutil.Process()
-        self._next_memory_check = 0.0
         self._token_prefix = uuid.uuid4().hex[:16]
         self._tokens = itertools.count()
         self._acks = AckBuffer()
@@ -152,7 +145,7 @@ class Worker:
         """One iteration: reserve what the free slots can take, run it, check limits."""
         if events.wants(WorkerLooping):
             events.emit(WorkerLooping(self.options.queues))
-        if self.options.max_time_s and time.monotonic() - self._started >= self.options.max_time_s:
+        if self.limits.out_of_time():
             self.stop()
             return
         if self.paused != self._announced_pause:
@@ -375,25 +368,11 @@ class Worker:
         os._exit(EXIT_TIMED_OUT)
 
     def _check_limits(self) -> None:
-        o = self.options
-        if (
-            o.once
-            or (o.max_jobs and self.processed >= o.max_jobs)
-            or (o.max_time_s and time.monotonic() - self._started >= o.max_time_s)
-        ):
-            self.stop()
-        elif o.memory_mb and self._over_memory(o.memory_mb):
-            log.warning("memory limit of %d MB exceeded; stopping", o.memory_mb)
-            self.stop(EXIT_MEMORY)
-        elif o.rest_s:
-            time.sleep(o.rest_s)
-
-    def _over_memory(self, limit_mb: int) -> bool:
-        now = time.monotonic()
-        if now < self._next_memory_check:
-            return False
-        self._next_memory_check = now + MEMORY_CHECK_S
-        return self._process.memory_info().rss > limit_mb * 1024 * 1024
+        status = self.limits.after_jobs(self.processed)
+        if status is not None:
+            self.stop(status)
+        elif self.options.rest_s:
+            time.sleep(self.options.rest_s)
 
     def _drain(self) -> None:
         """Hand back held jobs and wait for running ones (their slots) before exiting."""
