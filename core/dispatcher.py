@@ -150,9 +150,14 @@ class Dispatcher:
         self.push_bodies(now_items)
         return ids
 
+    @cached_property
+    def signing_key(self) -> str:
+        """Read once: the embedded default keeps its secret in a file."""
+        return self.settings.signing_keys()[0]
+
     def push_bodies(self, items: list[Pushable]) -> None:
         """Sign and push ready-made bodies (the workflows' next links and callbacks)."""
-        signing_key = self.settings.signing_keys()[0]
+        signing_key = self.signing_key
         groups: dict[str, list[Pushable]] = defaultdict(list)
         for body, delay_s in items:
             groups[body["connection"]].append((body, delay_s))
