@@ -21,6 +21,7 @@ from core.pipelines import Writes, call, execute, register
 NOTIFY_CAP = 1000
 MIGRATE_LIMIT = 1000
 SCAN_CHUNK = 1000  # payloads per round trip when reading a whole queue
+REDIS_CLOCK = ""  # as the pop script's now: read Redis's clock when the script runs
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,11 @@ class RedisQueue:
             pipe.zrem(self._reserved(reservation), reservation.raw)
         return pipe
 
-    def _pop_call(self, queue: str, tokens: list[str], lease_s: float) -> tuple[list, list]:
-        now = now_ms()
-        args = [now, now + int(lease_s * 1000), MIGRATE_LIMIT, *tokens]
+    def _pop_call(
+        self, queue: str, tokens: list[str], lease_s: float, now: int | str | None = None
+    ) -> tuple[list, list]:
+        now = now_ms() if now is None else now
+        args = [now, int(lease_s * 1000), MIGRATE_LIMIT, *tokens]
         return self.keys.queue(queue).as_list(), args
 
     def _popped(self, queue: str, reply: list) -> PopResult:
@@ -148,6 +151,18 @@ class RedisQueue:
         notify = [self.keys.queue(q).notify for q in queues]
         woken = self.client.blpop(notify, timeout=max(timeout_s, 0.01))
         return self.keys.queue_name(_text(woken[0])) if woken else None
+
+    def wait_and_pop(
+        self, queue: str, timeout_s: float, tokens: list[str], lease_s: float
+    ) -> PopResult:
+        """Block until a push wakes ``queue`` (or ``timeout_s`` passes), then reserve up to
+        ``len(tokens)`` jobs, in one round trip: Redis holds the pop queued behind the BLPOP on
+        this connection and runs it the moment the wait ends, so it reads Redis's clock."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.blpop([self.keys.queue(queue).notify], timeout=max(timeout_s, 0.01))
+        keys, args = self._pop_call(queue, tokens, lease_s, REDIS_CLOCK)
+        call(pipe, self._pop, keys, args)
+        return self._popped(queue, execute(pipe)[-1])
 
     def ack(self, reservation: Reservation, also: Writes | None = None) -> bool:
         if also is None:

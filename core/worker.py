@@ -170,7 +170,7 @@ class Worker:
                 return
             if not reserved:
                 self._slots.give_back(free)
-                self._idle(next_due)
+                self._idle(next_due, free * self.prefetch.depth())
                 return
             self.prefetch.hold(reserved[free:])
             reserved = reserved[:free]
@@ -184,11 +184,13 @@ class Worker:
         next_due: int | None = None
         acks = self._acks.take()
         for name in self.options.queues:
-            tokens = [f"{self._token_prefix}{next(self._tokens)}" for _ in range(count)]
-            lease_s = self.options.lease_s
             try:
                 popped, lost = self.queue.ack_and_pop(
-                    acks.reservations, name, tokens, lease_s, acks.also()
+                    acks.reservations,
+                    name,
+                    self._new_tokens(count),
+                    self.options.lease_s,
+                    acks.also(),
                 )
             except redis.RedisError:
                 self._acks.restore(acks)
@@ -200,6 +202,9 @@ class Worker:
             if popped.next_due_ms is not None:
                 next_due = min(next_due or popped.next_due_ms, popped.next_due_ms)
         return [], next_due
+
+    def _new_tokens(self, count: int) -> list[str]:
+        return [f"{self._token_prefix}{next(self._tokens)}" for _ in range(count)]
 
     def _hand_back(self, *, stale_only: bool = False) -> None:
         """Return held jobs to their queue (see ``core.prefetch``)."""
@@ -218,7 +223,10 @@ class Worker:
         waits or stops, as nothing else will carry them."""
         self._acks.send(self.queue, self.recorder.flush() if self.recorder else None)
 
-    def _idle(self, next_due_ms: int | None) -> None:
+    def _idle(self, next_due_ms: int | None, count: int) -> None:
+        """Flush what waits to be sent, then wait for a push; a worker on one queue also
+        reserves up to ``count`` jobs as it wakes, in the same round trip, and holds them
+        for the next tick."""
         try:
             self._send_acks()
         except redis.RedisError as exc:
@@ -232,8 +240,15 @@ class Worker:
             timeout = min(timeout, IN_FLIGHT_POLL_S)
         if next_due_ms is not None:
             timeout = min(timeout, max(next_due_ms - now_ms(), 10) / 1000)
+        queues = self.options.queues
         try:
-            self.queue.wait(list(self.options.queues), timeout)
+            if len(queues) == 1:
+                tokens, lease_s = self._new_tokens(count), self.options.lease_s
+                self.prefetch.hold(
+                    self.queue.wait_and_pop(queues[0], timeout, tokens, lease_s).reserved
+                )
+            else:
+                self.queue.wait(list(queues), timeout)
         except redis.RedisError as exc:
             self._redis.wait(exc)
 

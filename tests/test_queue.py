@@ -381,16 +381,7 @@ def test_wake_up_tokens_are_capped(queue, redis_client, k):
 
 def test_wait_returns_the_queue_a_push_from_another_thread_woke(redis_url, queue):
     waiter = RedisQueue(redis.Redis.from_url(redis_url, client_name="waiter"), queue.keys)
-
-    def push_once_the_waiter_blocks() -> None:
-        def blocked() -> bool:
-            clients = queue.client.client_list()
-            return any(c["name"] == "waiter" and "b" in c["flags"] for c in clients)
-
-        wait_until(blocked, timeout_s=5, message="the waiter never blocked")
-        queue.push_groups({QUEUE: [payload()]})
-
-    pusher = threading.Thread(target=push_once_the_waiter_blocks)
+    pusher = threading.Thread(target=push_once_blocked, args=(queue, "waiter", payload()))
     pusher.start()
     started = time.monotonic()
     woken = waiter.wait(["other", QUEUE], timeout_s=20)
@@ -405,6 +396,59 @@ def test_wait_returns_none_on_timeout(queue):
     started = time.monotonic()
     assert queue.wait([QUEUE, "other"], timeout_s=0.1) is None
     assert time.monotonic() - started < 5
+
+
+def test_wait_and_pop_reserves_what_a_push_from_another_thread_woke_it_for(
+    redis_url, queue, redis_client, k
+):
+    waiter = RedisQueue(redis.Redis.from_url(redis_url, client_name="waiter"), queue.keys)
+    pushed = payload()
+    pusher = threading.Thread(target=push_once_blocked, args=(queue, "waiter", pushed))
+    pusher.start()
+    popped = waiter.wait_and_pop(QUEUE, timeout_s=20, tokens=["t1", "t2"], lease_s=LEASE_S)
+    pusher.join()
+    waiter.client.close()
+    (reservation,) = popped.reserved
+    assert job_id(reservation.raw) == job_id(pushed)
+    assert redis_client.zscore(k.reserved, reservation.raw) is not None
+
+
+def test_wait_and_pop_reads_redis_clock_when_the_wait_ends(redis_url, queue, redis_client, k):
+    """Sent before the wait, the pop must not stamp the job or date its lease with a time
+    taken then: the push comes 0.3 s into the wait here."""
+    waiter = RedisQueue(redis.Redis.from_url(redis_url, client_name="waiter"), queue.keys)
+    pusher = threading.Thread(target=push_once_blocked, args=(queue, "waiter", payload(), 0.3))
+    pusher.start()
+    (reservation,) = waiter.wait_and_pop(QUEUE, 20, ["t1"], LEASE_S).reserved
+    seconds, micros = redis_client.time()
+    redis_now = seconds * 1000 + micros // 1000
+    pusher.join()
+    waiter.client.close()
+    reserved_at = json.loads(reservation.raw)["reserved_at"]
+    assert redis_now - 250 <= reserved_at <= redis_now
+    deadline = redis_client.zscore(k.reserved, reservation.raw)
+    assert deadline == reserved_at + LEASE_S * 1000
+
+
+def test_wait_and_pop_on_timeout_reserves_nothing_and_keeps_delayed_jobs(queue, redis_client, k):
+    later = payload(available_at=now_ms() + 60_000)
+    queue.push_groups({}, {QUEUE: [(now_ms() + 60_000, later)]})
+    popped = queue.wait_and_pop(QUEUE, 0.1, ["t1"], LEASE_S)
+    assert popped.reserved == []
+    assert popped.next_due_ms is not None
+    assert redis_client.zcard(k.delayed) == 1
+
+
+def push_once_blocked(queue: RedisQueue, client_name: str, raw: str, after_s: float = 0) -> None:
+    """Push ``raw`` once the client named ``client_name`` blocks (and ``after_s`` more)."""
+
+    def blocked() -> bool:
+        clients = queue.client.client_list()
+        return any(c["name"] == client_name and "b" in c["flags"] for c in clients)
+
+    wait_until(blocked, timeout_s=5, message=f"{client_name} never blocked")
+    time.sleep(after_s)
+    queue.push_groups({QUEUE: [raw]})
 
 
 def test_pop_that_empties_the_queue_deletes_its_wake_up_tokens(queue, redis_client, k):

@@ -1,8 +1,14 @@
 -- Reserve up to COUNT jobs from one queue.
 -- KEYS: ready, delayed, reserved, notify
--- ARGV: now_ms, lease_deadline_ms, migrate_limit, lease_token...
+-- ARGV: now_ms ('' for Redis's own clock), lease_ms, migrate_limit, lease_token...
 -- Returns {next_due_ms, reserved_payload...}; next_due_ms is -1 unless the queue was empty.
-local now = ARGV[1]
+-- Redis's clock is for a pop sent behind a BLPOP: it runs when the wait ends, not when sent.
+local now = tonumber(ARGV[1])
+if not now then
+  local time = redis.call('time')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+local deadline = now + tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 
 -- A payload that is not a Skyline envelope is passed through unchanged, so the
@@ -44,10 +50,10 @@ for i = 4, #ARGV do
   if job then
     job['attempts'] = (tonumber(job['attempts']) or 0) + 1
     job['lease'] = ARGV[i]
-    job['reserved_at'] = tonumber(now)
+    job['reserved_at'] = now
     reserved = cjson.encode(job)
   end
-  redis.call('zadd', KEYS[3], ARGV[2], reserved)
+  redis.call('zadd', KEYS[3], deadline, reserved)
   result[#result + 1] = reserved
 end
 
