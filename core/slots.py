@@ -21,6 +21,8 @@ class Slots:
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self._free = threading.BoundedSemaphore(concurrency)
+        self._taken = 0
+        self._taken_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._pool: ThreadPoolExecutor | None = None
         self._loop_thread: threading.Thread | None = None
@@ -38,11 +40,20 @@ class Slots:
         taken = 1
         while taken < self.concurrency and self._free.acquire(blocking=False):
             taken += 1
+        with self._taken_lock:
+            self._taken += taken
         return taken
 
     def give_back(self, count: int = 1) -> None:
+        with self._taken_lock:
+            self._taken -= count
         for _ in range(count):
             self._free.release()
+
+    def in_use(self) -> bool:
+        """Whether a slot is taken: a job holds one from before it starts until its finish
+        step has returned."""
+        return self._taken > 0
 
     def run_sync(self, job: Callable[[], Outcome], finish: Finish) -> None:
         if self._pool is None:

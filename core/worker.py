@@ -227,17 +227,18 @@ class Worker:
         """Flush what waits to be sent, then wait for a push; a worker on one queue also
         reserves up to ``count`` jobs as it wakes, in the same round trip, and holds them
         for the next tick."""
+        # Read before the flush: a job buffers its ack before it gives its slot back, so
+        # with no slot taken now, the flush carries every ack there is.
+        in_flight = self._slots.in_use()
         try:
             self._send_acks()
         except redis.RedisError as exc:
             self._redis.wait(exc)
             return
-        if self.options.once or (self.options.stop_when_empty and self._nothing_running()):
+        if self.options.once or (self.options.stop_when_empty and not in_flight):
             self.stop()
             return
-        timeout = self.options.sleep_s
-        if not self._nothing_running():
-            timeout = min(timeout, IN_FLIGHT_POLL_S)
+        timeout = min(self.options.sleep_s, IN_FLIGHT_POLL_S) if in_flight else self.options.sleep_s
         if next_due_ms is not None:
             timeout = min(timeout, max(next_due_ms - now_ms(), 10) / 1000)
         queues = self.options.queues
@@ -251,9 +252,6 @@ class Worker:
                 self.queue.wait(list(queues), timeout)
         except redis.RedisError as exc:
             self._redis.wait(exc)
-
-    def _nothing_running(self) -> bool:
-        return not self.leases.running()
 
     def _start(self, reservation: Reservation) -> None:
         begun = self._begin(reservation)

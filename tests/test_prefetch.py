@@ -1,8 +1,10 @@
-"""Prefetching: short jobs are reserved several per round trip; held jobs go back unharmed."""
+"""Prefetching: short jobs are reserved several per round trip; held jobs go back unharmed;
+an idle worker sends every ack before it sleeps."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -10,7 +12,7 @@ from core.events import JobProcessing, events
 from core.payload import parse
 from core.prefetch import DEPTH_MAX, Prefetch
 from core.registry import registry
-from core.worker import Worker, WorkerOptions
+from core.worker import IN_FLIGHT_POLL_S, Worker, WorkerOptions
 from tests import jobs
 from tests.conftest import wait_until
 
@@ -110,4 +112,47 @@ def test_jobs_held_behind_a_slow_one_go_back_while_it_runs(
         assert not jobs.runs(record_dir, "slow_end"), "they went back while it still ran"
     finally:
         worker.stop()
+        thread.join(timeout=60)
+
+
+class ObservesOnceTheWorkerWaits(Prefetch):
+    """Keeps a finishing job between the end of its lease tracking and the buffering of its
+    ack until the worker's main thread is blocked in a wait for a push that began after
+    (a wait under way now ends within ``IN_FLIGHT_POLL_S``)."""
+
+    def __init__(self, client) -> None:
+        super().__init__()
+        self.client = client
+
+    def observe(self, runtime_s: float) -> None:
+        later = time.monotonic() + 2 * IN_FLIGHT_POLL_S
+
+        def blocked_in_a_later_wait() -> bool:
+            clients = self.client.client_list()
+            blocked = any(c["cmd"] == "blpop" and "b" in c["flags"] for c in clients)
+            return blocked and time.monotonic() > later
+
+        wait_until(blocked_in_a_later_wait, timeout_s=10, message="the worker never waited")
+        super().observe(runtime_s)
+
+
+def test_a_worker_never_sleeps_on_the_ack_of_a_job_still_finishing(runtime, monkeypatch):
+    """Were it to read "nothing running" between the end of the job's lease tracking and
+    the buffering of its ack, the worker would sleep (up to 60 s here) on an unsent ack,
+    and the job would stay reserved meanwhile."""
+    worker = make_worker(runtime, concurrency=4, sleep_s=60, lease_s=60)
+    worker.prefetch = ObservesOnceTheWorkerWaits(runtime.queue().client)
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        runtime.dispatcher.dispatch([jobs.noop.prepare(1)])
+
+        wait_until(
+            lambda: runtime.queue().sizes("default") == {"ready": 0, "delayed": 0, "reserved": 0},
+            timeout_s=3,
+            message="the job was not acked while the worker slept",
+        )
+    finally:
+        worker.stop()
+        runtime.dispatcher.dispatch([jobs.noop.prepare(2)])  # wakes the worker to stop
         thread.join(timeout=60)
