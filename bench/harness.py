@@ -1,10 +1,10 @@
 """The machinery the benchmarks share: a private Redis, a clean environment, workers, timing.
 
-bench/throughput.py measures with it; bench/recording_cost.py builds on its drain and
-table; bench/peers.py and bench/dashboard.py take its free port, redis-server and
-environment. It lives apart from any one benchmark so that each imports it rather than
-another script: throughput.py runs recording_cost, which used to import throughput back,
-a cycle that needed an import inside main().
+bench/throughput.py measures with it; bench/recording_cost.py builds on its drain,
+one-by-one enqueue and table; bench/peers.py and bench/dashboard.py take its free port,
+redis-server and environment. It lives apart from any one benchmark so that each imports
+it rather than another script: throughput.py runs recording_cost, which used to import
+throughput back, a cycle that needed an import inside main().
 """
 
 from __future__ import annotations
@@ -168,6 +168,11 @@ def check_drained(bench: Bench, what: str) -> None:
 def reset(bench: Bench) -> None:
     bench.queue.client.flushdb()
     bench.runtime.failed_store.flush()
+
+
+def enqueue_one_by_one(bench: Bench, n: int) -> None:
+    for _ in range(n):
+        bench.jobs.noop.dispatch()
 
 
 def drain(bench: Bench, job: FunctionJob, n: int, processes: int, extra: list[str]) -> float:

@@ -20,9 +20,9 @@ What it measures, ``--runs`` times each, printing the median and the raw values:
   from start to exit (reported apart, not part of the drain figures);
 - the ceiling: raw ``RPUSH`` + ``LPOP`` pairs from one Python client on the same
   Redis, one round trip each and pipelined, so Skyline's figures have a yardstick;
-- the cost of recording: the no-op drain with job records and metrics off and on, in
-  alternating runs (see ``bench/recording_cost.py``). Every other drain records, as the
-  default does.
+- the cost of recording: the no-op drain and the one-by-one enqueue with job records and
+  metrics off and on, in alternating runs (see ``bench/recording_cost.py``). Every other
+  figure records, as the default does.
 
 The set-up, the workers, the drain and the table are in ``bench/harness.py``, which the
 other benchmarks share; this file holds the measurements and their order.
@@ -60,6 +60,7 @@ from bench.harness import (  # noqa: E402
     Bench,
     Row,
     drain,
+    enqueue_one_by_one,
     open_bench,
     repeat,
     reset,
@@ -99,11 +100,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- what is measured -----------------------------------------------------------------
-
-
-def enqueue_one_by_one(bench: Bench, n: int) -> None:
-    for _ in range(n):
-        bench.jobs.noop.dispatch()
 
 
 def enqueue_bulk(bench: Bench, job: FunctionJob, n: int) -> None:
@@ -227,7 +223,7 @@ def main() -> None:
             title = header(args, bench)
             if not args.recording_only:
                 rates, startups = all_rows(bench, args.jobs, args.sleep_jobs)
-            recording = recording_pairs(bench, args.jobs)
+            drains, dispatch = recording_pairs(bench, args.jobs)
         finally:
             server.terminate()
             server.wait()
@@ -238,8 +234,8 @@ def main() -> None:
         print("Worker start-up: the same command on an empty queue, from start to exit")
         print(table(startups))
         print()
-    print("The cost of recording (job records and metrics) on the no-op drain")
-    print(recording_table(recording))
+    print("The cost of recording (job records and metrics) on the no-op drain and enqueue")
+    print(recording_table(drains, dispatch))
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 
