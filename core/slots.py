@@ -3,13 +3,18 @@
 With one slot a job runs on the calling thread (an async one on an event loop kept
 for the purpose). With more, async jobs share one event loop thread and sync jobs
 run in a thread pool; a slot is given back when its job has been finished.
+
+Async jobs started together reach the loop in one hand-over (``starting_together``).
+A hand-over per job woke the loop's thread for each, to vie with the starting thread for
+the GIL: in one, 2 workers x 50 slots drained 10 ms jobs 1.22x as fast (bench/README).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from core.execution import Outcome
@@ -24,6 +29,8 @@ class Slots:
         self._taken = 0
         self._taken_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
+        self._starting: list[Coroutine[None, None, None]] | None = None  # see starting_together
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop itself holds tasks weakly
         self._pool: ThreadPoolExecutor | None = None
         self._loop_thread: threading.Thread | None = None
         if concurrency > 1:
@@ -62,9 +69,12 @@ class Slots:
             self._pool.submit(lambda: finish(job()))
 
     def run_async(
-        self, job: Callable[[], Awaitable[Outcome]], finish: Finish, finish_without_io: bool
+        self,
+        job: Callable[[], Awaitable[Outcome]],
+        finish: Finish,
+        finish_without_io: Callable[[Outcome], bool],
     ) -> None:
-        """``finish_without_io``: the finish step is cheap enough to run on the event loop."""
+        """``finish_without_io``: whether the finish step is cheap enough to run on the loop."""
         if self._pool is None:
             finish(self._loop.run_until_complete(job()))
             return
@@ -76,7 +86,27 @@ class Slots:
             else:
                 await asyncio.to_thread(finish, outcome)
 
-        asyncio.run_coroutine_threadsafe(slot(), self._loop)
+        if self._starting is None:
+            self._loop.call_soon_threadsafe(self._create_tasks, [slot()])
+        else:
+            self._starting.append(slot())
+
+    @contextlib.contextmanager
+    def starting_together(self) -> Iterator[None]:
+        """Async jobs run inside reach the loop when the block ends, in one hand-over."""
+        self._starting = []
+        try:
+            yield
+        finally:
+            starting, self._starting = self._starting, None
+            if starting:
+                self._loop.call_soon_threadsafe(self._create_tasks, starting)
+
+    def _create_tasks(self, slots: list[Coroutine[None, None, None]]) -> None:
+        for slot in slots:
+            task = self._loop.create_task(slot)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def drain(self) -> None:
         """Wait until every slot is back, then stop the threads."""

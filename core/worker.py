@@ -175,8 +175,9 @@ class Worker:
             self.prefetch.hold(reserved[free:])
             reserved = reserved[:free]
         self._slots.give_back(free - len(reserved))
-        for reservation in reserved:
-            self._start(reservation)
+        with self._slots.starting_together():
+            for reservation in reserved:
+                self._start(reservation)
         self._check_limits()
 
     def _reserve(self, count: int) -> tuple[list[Reservation], int | None]:
