@@ -353,7 +353,7 @@ def main() -> None:
     )
     print("\n".join(ceiling))
     print("\nTargets:")
-    print("\n".join(verdicts(figures)))
+    print("\n".join(verdicts(results)))
     print("\nRaw runs: " + json.dumps(results))
 
 

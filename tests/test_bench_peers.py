@@ -51,7 +51,8 @@ def test_table_has_one_row_per_library_and_no_ratio_on_skylines_row():
 
 
 def test_verdicts_compare_skyline_with_the_best_peer_of_each_metric():
-    lines = {line.split(":")[0]: line for line in verdicts(FIGURES)}
+    one_run = {lib: {key: [value] for key, value in row.items()} for lib, row in FIGURES.items()}
+    lines = {line.split(":")[0]: line for line in verdicts(one_run)}
     # 3,000 against rq's 1,500: exactly 2x, above the 1.5x target
     assert lines["- enqueue, one by one"].endswith("best peer rq 1,500 = 2.00x (target 1.5x): met")
     assert lines["- enqueue, bulk"] == "- enqueue, bulk: not measured"  # none for Skyline
@@ -60,6 +61,20 @@ def test_verdicts_compare_skyline_with_the_best_peer_of_each_metric():
     assert lines["- pickup p50"].endswith("best peer huey 2.00 = 2.00x (target 1.5x): met")
     assert lines["- worker RSS"].endswith("best peer huey 40.0 = 0.67x (target 1x): NOT met")
     assert lines["- drain 10 ms jobs"] == "- drain 10 ms jobs: not measured"
+
+
+def test_verdicts_give_each_runs_factor_against_that_runs_best_peer():
+    results = {
+        "skyline": {"noop": [3000.0, 3200.0, 2600.0]},
+        "huey": {"noop": [1000.0, 2000.0, 1900.0]},  # best on the medians: 1,900
+        "dramatiq": {"noop": [1500.0, 1600.0, None]},  # best in run 1; none in run 3
+    }
+    line = next(line for line in verdicts(results) if line.startswith("- drain no-op"))
+    # the median 3,000 over huey's 1,900 meets 1.5x; run 3 (2,600 over 1,900) does not;
+    # run 1 is measured against dramatiq, best in that run
+    assert line.endswith(
+        "best peer huey 1,900 = 1.58x (target 1.5x): met; run by run 2.00x, 1.60x, 1.37x"
+    )
 
 
 def test_percentile_interpolates_between_samples():

@@ -90,26 +90,57 @@ def best_peer(
     return pick(peers, key=lambda pair: pair[1])
 
 
-def verdicts(figures: dict[str, dict[str, float | None]]) -> list[str]:
-    """One line per metric: Skyline against the best peer, and whether the target is met.
+def against_best(
+    figures: dict[str, dict[str, float | None]], metric: Metric
+) -> tuple[str, float, float, float] | None:
+    """(best peer, its figure, Skyline's, Skyline's factor over it: above 1 is ahead)."""
+    best, value = best_peer(figures, metric), figures.get("skyline", {}).get(metric.key)
+    if best is None or value is None:
+        return None
+    lib, theirs = best
+    factor = value / theirs if metric.higher_is_better else theirs / value
+    return lib, theirs, value, factor
+
+
+def run_by_run(results: dict[str, Runs], metric: Metric) -> list[float]:
+    """Skyline's factor over each run's own best peer: how far the medians' verdict holds."""
+    count = max((len(runs.get(metric.key, [])) for runs in results.values()), default=0)
+    factors = []
+    for i in range(count):
+        one_run = {}
+        for lib, runs in results.items():
+            values = runs.get(metric.key, [])
+            one_run[lib] = {metric.key: values[i] if i < len(values) else None}
+        compared = against_best(one_run, metric)
+        if compared is not None:
+            factors.append(compared[3])
+    return factors
+
+
+def verdicts(results: dict[str, Runs]) -> list[str]:
+    """One line per metric: Skyline's median against the best peer's, whether the target
+    is met, and, over several runs, the same factor run by run.
 
     Rates and latency aim at 1.5x the best peer; RSS at no more than the leanest peer.
     """
     lines = []
-    ours = figures.get("skyline", {})
+    figures = medians(results)
     for metric in METRICS:
-        best, value = best_peer(figures, metric), ours.get(metric.key)
-        if best is None or value is None:
+        compared = against_best(figures, metric)
+        if compared is None:
             lines.append(f"- {metric.title}: not measured")
             continue
-        lib, theirs = best
-        factor = value / theirs if metric.higher_is_better else theirs / value
+        lib, theirs, value, factor = compared
         goal = 1.0 if metric.key == "rss" else TARGET_RATIO
         met = "met" if factor >= goal else "NOT met"
-        lines.append(
+        line = (
             f"- {metric.title}: Skyline {figure(value, metric.unit)} {metric.unit}, best peer "
             f"{lib} {figure(theirs, metric.unit)} = {factor:.2f}x (target {goal:g}x): {met}"
         )
+        factors = run_by_run(results, metric)
+        if len(factors) > 1:
+            line += "; run by run " + ", ".join(f"{f:.2f}x" for f in factors)
+        lines.append(line)
     return lines
 
 
