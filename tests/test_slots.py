@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from core.execution import Outcome, Result
 from core.slots import Slots
+from tests.conftest import wait_until
 
 DEADLINE_S = 5.0
 
@@ -39,10 +39,12 @@ class Jobs:
         slots.run_async(job, finish, lambda outcome: True)
 
     def wait_finished(self, count: int) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while len(self.finished) < count:
-            assert time.monotonic() < deadline, f"only {self.finished} finished"
-            time.sleep(0.005)
+        wait_until(
+            lambda: len(self.finished) >= count,
+            DEADLINE_S,
+            interval_s=0.005,
+            message=f"fewer than {count} jobs finished",
+        )
 
 
 def loop_turn(slots: Slots) -> None:
