@@ -29,6 +29,11 @@ def counts(client: redis.Redis) -> tuple[int, int, int]:
     return tuple(pipe.execute())
 
 
+def wait_until_settled(client: redis.Redis) -> None:
+    """A job's last line runs before its worker acks it: wait for the ack."""
+    wait_until(lambda: counts(client) == (0, 0, 0), message="a job is still queued or reserved")
+
+
 def test_sigkilled_worker_job_runs_again_on_another_worker(
     runtime, start_worker, record_dir, short_leases
 ):
@@ -43,7 +48,7 @@ def test_sigkilled_worker_job_runs_again_on_another_worker(
 
     [again] = [r for r in runs(record_dir, "slow_start") if r["pid"] == second.pid]
     assert again["t"] >= killed_at
-    assert counts(runtime.queue().client) == (0, 0, 0)
+    wait_until_settled(runtime.queue().client)
 
 
 def test_random_kills_lose_no_job(runtime, start_worker, record_dir, short_leases):
@@ -65,7 +70,7 @@ def test_random_kills_lose_no_job(runtime, start_worker, record_dir, short_lease
         timeout_s=60,
         message=f"unfinished: {set(range(total)) - finished()}",
     )
-    assert counts(runtime.queue().client) == (0, 0, 0)
+    wait_until_settled(runtime.queue().client)
     assert runtime.failed_store.count() == 0
 
 
@@ -105,7 +110,7 @@ def test_job_that_keeps_killing_its_worker_fails_as_worker_lost(
 
     assert failed.exception_class == "WorkerLostError"
     assert len(runs(record_dir, "kills_its_worker")) == 3
-    assert counts(runtime.queue().client) == (0, 0, 0)
+    wait_until_settled(runtime.queue().client)
 
 
 def hostile_payloads(sentinel: str) -> dict[str, bytes | str]:
