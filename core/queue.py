@@ -61,7 +61,7 @@ class RedisQueue:
         later: dict[str, list[tuple[int, str]]] | None = None,
         also: Writes | None = None,
     ) -> None:
-        """Push payloads onto queues: one script call, or one pipeline for several queues.
+        """Push payloads onto queues in one round trip, a script call per queue.
 
         ``also`` adds writes (job records, metrics) that go first in the same round trip,
         so a worker can never settle a job before its push is recorded.
@@ -72,9 +72,6 @@ class RedisQueue:
         """Several pushes in one round trip, each after its own writes. Redis serves other
         clients between the commands of a pipeline, so workers can reserve the first part
         while it is still taking in the rest."""
-        if len(parts) == 1 and _one_group(parts[0]):
-            self._push_one(parts[0][0], parts[0][1])
-            return
         pipe = self.client.pipeline(transaction=False)
         for ready, later, also in parts:
             if also is not None:
@@ -86,17 +83,6 @@ class RedisQueue:
                 k = self.keys.queue(queue)
                 call(pipe, self._later, [k.delayed, k.notify], [NOTIFY_CAP, *_flatten(timed)])
         execute(pipe)
-
-    def _push_one(
-        self, ready: dict[str, list[str]], later: dict[str, list[tuple[int, str]]]
-    ) -> None:
-        """A single group needs no pipeline: one script call is one round trip."""
-        for queue, payloads in ready.items():
-            k = self.keys.queue(queue)
-            self._push(keys=[k.ready, k.notify], args=[NOTIFY_CAP, *payloads])
-        for queue, timed in later.items():
-            k = self.keys.queue(queue)
-            self._later(keys=[k.delayed, k.notify], args=[NOTIFY_CAP, *_flatten(timed)])
 
     def pop(self, queue: str, tokens: list[str], lease_s: float) -> PopResult:
         """Reserve up to ``len(tokens)`` jobs, each under its own lease token."""
@@ -254,11 +240,6 @@ class RedisQueue:
 
     def _reserved(self, reservation: Reservation) -> str:
         return self.keys.queue(reservation.queue).reserved
-
-
-def _one_group(part: PushPart) -> bool:
-    ready, later, also = part
-    return also is None and len(ready) + len(later) == 1
 
 
 def _flatten(timed: list[tuple[int, str]]) -> list[object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
 from core.keys import Keys
 from core.pipelines import call, execute, lua_source, register
@@ -36,6 +37,28 @@ def test_the_worker_s_ack_and_pop_survives_a_script_flush(redis_client):
 
     assert ([r.raw for r in popped.reserved], lost) == (["b"], 0)
     assert redis_client.zcard("skyline:{queue:q}:reserved") == 1
+
+
+def test_an_error_reply_is_raised_once_every_command_of_the_round_trip_ran(redis_client):
+    redis_client.set("text", "x")
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.incr("n").hget("text", "field").incr("n")
+
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        execute(pipe)
+
+    assert redis_client.get("n") == b"2"
+    assert execute(redis_client.pipeline(transaction=False).incr("n")) == [3]
+
+
+def test_a_connection_redis_closed_is_replaced_before_the_round_trip(redis_client, redis_url):
+    assert execute(redis_client.pipeline(transaction=False).incr("n")) == [1]
+    killed = redis_client.client_id()
+    with redis.Redis.from_url(redis_url) as other:
+        other.client_kill_filter(_id=killed)
+
+    assert execute(redis_client.pipeline(transaction=False).incr("n")) == [2]
+    assert redis_client.client_id() != killed
 
 
 @pytest.mark.parametrize("name", ["record_pushed", "record_finished"])
