@@ -39,7 +39,7 @@ def test_embedded_redis_starts_once_and_keeps_data_across_restarts(state_dir):
 
 
 @pytest.mark.slow
-def test_skyline_up_runs_jobs_on_the_embedded_default_and_stops_cleanly(state_dir):
+def test_skyline_up_runs_jobs_on_the_embedded_default_and_stops_on_ctrl_c(state_dir):
     env = {
         k: v
         for k, v in os.environ.items()
@@ -54,17 +54,19 @@ def test_skyline_up_runs_jobs_on_the_embedded_default_and_stops_cleanly(state_di
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own, as a terminal gives it
         )
     try:
         wait_until(
             lambda: "COMPLETED" in log_path.read_text(), timeout_s=30, message=log_path.read_text()
         )
-        up.send_signal(signal.SIGTERM)
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C: every process of the group gets it
         assert up.wait(timeout=30) == 0, log_path.read_text()
     finally:
         if up.poll() is None:
-            up.kill()
+            os.killpg(up.pid, signal.SIGKILL)
     text = log_path.read_text()
+    assert "Stopping: the workers finish their current jobs." in text
     assert "(embedded)" in text
     assert (state_dir / "skyline.db").exists()
     assert (state_dir / "secret").stat().st_mode & 0o777 == 0o600
