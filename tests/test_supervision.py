@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -172,16 +173,26 @@ def test_sigterm_followed_by_sigcont_still_terminates(runtime, master):
     assert not any_running(workers)
 
 
-def test_sigterm_stops_the_master_while_redis_is_down(runtime, master, worker_env, tmp_path):
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[subprocess.Popen]:
+    """A redis-server of the test's own, to shut down; stopped at teardown if still up."""
+    process, url = start_redis_server(tmp_path)
+    process.url = url
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_sigterm_stops_the_master_while_redis_is_down(runtime, master, worker_env, private_redis):
     """A signal is obeyed before the tick reads Redis, so `systemctl stop` works on a
     host whose Redis has gone away."""
-    redis_process, worker_env["REDIS_URL"] = start_redis_server(tmp_path)
+    worker_env["REDIS_URL"] = private_redis.url
     process = master("m1")
     wait_until(lambda: alive_workers(process) == 1, timeout_s=20)
     workers = _workers(process)
 
-    redis_process.kill()
-    redis_process.wait()
+    private_redis.kill()
+    private_redis.wait()
     wait_until(lambda: "Redis error" in process.log_path.read_text(), timeout_s=10)
     process.send_signal(signal.SIGTERM)
 
