@@ -6,14 +6,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.schema_revision import VERSION_TABLE
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-VERSION_TABLE = "skyline_alembic_version"
-# The newest migration; checked against Alembic's head by the tests. Workers compare it
-# with the database without importing Alembic, which would add a fifth to their start-up.
-SCHEMA_REVISION = "0006"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any fixed number: PostgreSQL advisory locks are keyed by a bigint.
 MIGRATION_LOCK_ID = 0x5C71_1E
@@ -106,13 +103,3 @@ def alembic_head() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
-
-
-def schema_is_current(engine: Engine) -> bool:
-    """True when the database is migrated to the newest revision this code knows."""
-    try:
-        with engine.connect() as connection:
-            found = connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
-    except DBAPIError:
-        return False
-    return found == SCHEMA_REVISION

@@ -83,12 +83,11 @@ def job_tags(job: PreparedJob, encoded_arguments: list[Any]) -> list[str]:
 class Dispatcher:
     """Pushes jobs on the connections the settings declare."""
 
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._queues: dict[str, RedisQueue] = {}
         self._recorders: dict[str, Recorder] = {}
-        self._engine = engine
 
     def queue(self, connection: str | None = None) -> RedisQueue:
         name = connection or self.settings.default_connection
@@ -107,13 +106,17 @@ class Dispatcher:
         return self._recorders[name]
 
     @cached_property
-    def workflows(self) -> Workflows:
-        from core.batch_store import BatchRepository
+    def engine(self) -> Engine:
+        """The SQL store, opened on first use: pushing jobs needs none of it."""
         from core.db import database_engine
+
+        return database_engine(self.settings.sql_url())
+
+    @cached_property
+    def workflows(self) -> Workflows:
         from core.workflows import Workflows
 
-        engine = self._engine or database_engine(self.settings.sql_url())
-        return Workflows(self, BatchRepository(engine))
+        return Workflows(self)
 
     def dispatch_chain(self, chain: PendingChain) -> None:
         self.workflows.start_chain(chain.links(self), chain.catch_body(self))

@@ -1,17 +1,24 @@
-"""What a command needs, opened once from the settings: dispatcher, Redis, SQL store."""
+"""What a command needs, opened once from the settings: dispatcher, Redis, SQL store.
+
+The SQL side (SQLAlchemy, the models) is imported on first use: a worker process that runs
+no failing job and no batch never loads it.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from core.connections import redact
-from core.db import database_engine, migrate, schema_is_current
 from core.dispatcher import Dispatcher
-from core.failed import FailedJobRepository
 from core.queue import RedisQueue
+from core.schema_revision import schema_is_current
 from core.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from core.failed import FailedJobRepository
 
 
 class Runtime:
@@ -20,25 +27,29 @@ class Runtime:
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.settings, self.engine)
+        return Dispatcher(self.settings)
 
     def queue(self, connection: str | None = None) -> RedisQueue:
         return self.dispatcher.queue(connection)
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
-        return database_engine(self.settings.sql_url())
+        return self.dispatcher.engine
 
     @cached_property
     def failed_store(self) -> FailedJobRepository:
+        from core.failed import FailedJobRepository
+
         self.ensure_schema()
         return FailedJobRepository(self.engine)
 
     def ensure_schema(self) -> None:
         """Migrate the embedded SQLite store; ask for ``skyline migrate`` elsewhere."""
-        if schema_is_current(self.engine):
+        if schema_is_current(self.settings.sql_url()):
             return
         if self.settings.database_url is None:
+            from core.db import migrate
+
             migrate(self.engine)
         else:
             raise ConfigError(

@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from core import payload as payloads
 from core.events import (
@@ -20,10 +23,12 @@ from core.events import (
     events,
 )
 from core.execution import Outcome, Result, WorkerDefaults, retry_after_exception
-from core.failed import FailedJobRepository
 from core.payload import Payload
 from core.queue import RedisQueue, Reservation
 from core.recording import Recorder
+
+if TYPE_CHECKING:
+    from core.failed import FailedJobRepository
 
 log = logging.getLogger("skyline.worker")
 
@@ -33,9 +38,14 @@ STORE_RETRY_DELAY_S = 30
 @dataclass
 class Settler:
     queue: RedisQueue
-    failed_store: FailedJobRepository
+    open_failed_store: Callable[[], FailedJobRepository]
     defaults: WorkerDefaults
     recorder: Recorder | None = None  # the record and metrics ride in each settling write
+
+    @cached_property
+    def failed_store(self) -> FailedJobRepository:
+        """Opened at the first failure: a worker whose jobs succeed never loads SQLAlchemy."""
+        return self.open_failed_store()
 
     def settle(self, reservation: Reservation, payload: Payload, outcome: Outcome) -> Result:
         """Apply a job's unhappy ``outcome``; returns what finally happened to the job.

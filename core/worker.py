@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,6 @@ from core.execution import (
     run_async,
     run_sync,
 )
-from core.failed import FailedJobRepository
 from core.leases import LeaseKeeper, Running
 from core.locks import Locks
 from core.payload import Payload, PayloadError, now_ms, parse
@@ -52,6 +51,7 @@ from core.worker_limits import EXIT_OK, EXIT_TIMED_OUT, Limits
 from core.workflows import after_job
 
 if TYPE_CHECKING:
+    from core.failed import FailedJobRepository
     from core.workflows import Workflows
 
 log = logging.getLogger("skyline.worker")
@@ -84,7 +84,7 @@ class Worker:
     def __init__(
         self,
         queue: RedisQueue,
-        failed_store: FailedJobRepository,
+        open_failed_store: Callable[[], FailedJobRepository],
         registry: JobRegistry,
         signing_keys: list[str],
         options: WorkerOptions,
@@ -96,7 +96,7 @@ class Worker:
         self.signing_keys = signing_keys
         self.options = options
         self.recorder = recorder
-        self.settler = Settler(queue, failed_store, options.defaults, recorder)
+        self.settler = Settler(queue, open_failed_store, options.defaults, recorder)
         self.workflows = workflows
         self.services = Services(queue.client, queue.keys, workflows)
         self.locks = Locks(queue.client)

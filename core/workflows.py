@@ -11,6 +11,7 @@ the batch sits in). Callbacks are job bodies, pushed with ``batch_id`` / ``error
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from core.execution import Outcome, Result
@@ -52,9 +53,15 @@ def describe(exc: BaseException | None) -> str:
 
 
 class Workflows:
-    def __init__(self, dispatcher: Dispatcher, batches: BatchRepository) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self.batches = batches
+
+    @cached_property
+    def batches(self) -> BatchRepository:
+        """The batch store, opened on the first batch: chains live in their payloads."""
+        from core.batch_store import BatchRepository
+
+        return BatchRepository(self.dispatcher.engine)
 
     # --- starting ---------------------------------------------------------------------
 

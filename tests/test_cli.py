@@ -16,10 +16,11 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import delete, func, select
 
-from core.db import SCHEMA_REVISION, database_engine
+from core.db import database_engine
 from core.models import BatchJob
 from core.payload import build, parse
 from core.retrying import retry_pending
+from core.schema_revision import SCHEMA_REVISION
 from tests import jobs
 from tests.conftest import ROOT, SECRET, skyline_command
 from tests.jobs import runs

@@ -27,9 +27,9 @@ import yaml
 
 from balancer.config import default_supervisor
 from core.cli import cli
-from core.db import database_engine, schema_is_current
 from core.demo import DEMO_QUEUES
 from core.registry import import_app
+from core.schema_revision import schema_is_current
 from core.settings import ENVIRONMENT, NESTED_ENVIRONMENT, load_settings
 from dashboard.app import check_exposure
 from tests.conftest import ROOT, SECRET, TEST_APP, URL, _free_port, printed, stop, wait_until
@@ -299,10 +299,10 @@ def test_the_entrypoint_runs_skyline_and_exits_with_its_status(container_env):
 
 def test_the_entrypoint_migrates_a_fresh_database(container_env, tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    assert not schema_is_current(database_engine(url))
+    assert not schema_is_current(url)
     result = entrypoint({**container_env, "DATABASE_URL": url}, "migrate")
     assert result.returncode == 0, result.stderr
-    assert schema_is_current(database_engine(url))
+    assert schema_is_current(url)
 
 
 def test_the_entrypoint_gives_up_on_an_unreachable_redis_within_its_bound(container_env):

@@ -36,7 +36,11 @@ def heard():
 def work_until_empty(runtime) -> int:
     options = WorkerOptions(stop_when_empty=True, defaults=WorkerDefaults(backoff=0))
     worker = Worker(
-        runtime.queue(), runtime.failed_store, registry, runtime.settings.signing_keys(), options
+        runtime.queue(),
+        lambda: runtime.failed_store,
+        registry,
+        runtime.settings.signing_keys(),
+        options,
     )
     return worker.run(handle_signals=False)
 

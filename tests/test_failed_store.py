@@ -8,9 +8,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
 
-from core.db import SCHEMA_REVISION, alembic_head, database_engine, migrate, schema_is_current
+from core.db import alembic_head, database_engine, migrate
 from core.failed import FailedJobRepository
 from core.models import Base
+from core.schema_revision import SCHEMA_REVISION, schema_is_current
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 VERSION_TABLE = "skyline_alembic_version"
@@ -227,9 +228,9 @@ def test_concurrent_writers_share_the_store(failed):
     assert failed.count() == 100
 
 
-def test_schema_revision_constant_is_alembic_head(engine):
+def test_schema_revision_constant_is_alembic_head(database_url):
     assert alembic_head() == SCHEMA_REVISION
-    assert schema_is_current(engine)
+    assert schema_is_current(database_url)
 
 
 # --- searching, and retrying many (the dashboard's failed list) ----------------------------

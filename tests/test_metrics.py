@@ -215,7 +215,7 @@ def test_recording_adds_no_round_trip_per_job(runtime, redis_url):
         recorder = Recorder.open(client, keys, RecordSettings()) if recording else None
         worker = Worker(
             RedisQueue(client, keys),
-            runtime.failed_store,
+            lambda: runtime.failed_store,
             registry,
             runtime.settings.signing_keys(),
             WorkerOptions(stop_when_empty=True, defaults=WorkerDefaults()),

@@ -19,7 +19,9 @@ from tests.conftest import wait_until
 
 def make_worker(runtime, **options) -> Worker:
     keys = runtime.settings.signing_keys()
-    return Worker(runtime.queue(), runtime.failed_store, registry, keys, WorkerOptions(**options))
+    return Worker(
+        runtime.queue(), lambda: runtime.failed_store, registry, keys, WorkerOptions(**options)
+    )
 
 
 @pytest.fixture

@@ -14,20 +14,21 @@ from sqlalchemy import Engine, inspect
 
 from core.alerts import WaitAlerts
 from core.cooldowns import Alerting, Cooldowns
-from core.db import SCHEMA_REVISION, migrate
 from core.db import database_engine as create_engine_for
+from core.db import migrate
 from core.keys import Keys
 from core.metrics import WAIT_BUCKETS_MS, MetricsRepository, MetricTotals
 from core.queue import RedisQueue
 from core.runtime import Runtime
 from core.scheduled import ScheduledTasks
 from core.scheduler import aligned, start_scheduler, stop_scheduler
+from core.schema_revision import SCHEMA_REVISION
 from core.settings import MetricsSettings, Settings
 from core.snapshot_taker import SnapshotTaker
 from core.snapshots import Snapshot, SnapshotRepository, highest_wait_ms, take_snapshot
 from tests.conftest import wait_until
 from tests.jobs import noop
-from tests.test_batch_store import alembic, blank_database_url, versions  # noqa: F401
+from tests.test_batch_store import alembic, versions
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 INTERVAL_S = 300
@@ -364,7 +365,7 @@ def test_skyline_snapshot_takes_one_by_hand(runtime, skyline, snapshots):
     assert again.stdout.strip() == "Snapshot taken: 0 jobs, 0 queues."
 
 
-def test_migrate_adds_the_snapshot_table_to_a_0002_database(blank_database_url):  # noqa: F811
+def test_migrate_adds_the_snapshot_table_to_a_0002_database(blank_database_url):
     engine = create_engine_for(blank_database_url)
     alembic(engine, "upgrade", "0002")
     assert "skyline_metric_snapshots" not in inspect(engine).get_table_names()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from core.payload import parse
-from tests import jobs
+from tests import jobs, lean_jobs
 from tests.conftest import output, wait_until
 from tests.jobs import runs
 
@@ -49,6 +49,33 @@ def test_failing_job_is_retried_then_stored_with_its_failed_hook_run(runtime, sk
     assert (failed.job_name, failed.exception_class) == ("tests.jobs.always_fails", "ValueError")
     assert "always fails 7" in failed.traceback
     assert queue_is_empty(runtime)
+
+
+def test_a_worker_loads_its_sql_store_at_the_first_failure_not_before(runtime, skyline, record_dir):
+    lean_jobs.report_modules.dispatch("before")
+    lean_jobs.fails.options(tries=1).dispatch()
+    lean_jobs.report_modules.dispatch("after")
+
+    result = skyline("work", "--app", "tests.lean_jobs", "--stop-when-empty")
+
+    assert result.returncode == 0, result.stderr
+    loaded = [(r["label"], r["sqlalchemy"]) for r in runs(record_dir, "modules")]
+    assert loaded == [("before", False), ("after", True)]
+    [failed] = runtime.failed_store.list()
+    assert (failed.job_name, failed.message) == ("tests.lean_jobs.fails", "fails on purpose")
+
+
+def test_a_worker_refuses_an_unmigrated_database_before_taking_a_job(
+    runtime, skyline, worker_env, record_dir, blank_database_url
+):
+    jobs.noop.dispatch(1)
+    worker_env["DATABASE_URL"] = blank_database_url
+
+    result = skyline("work", "--once")
+
+    assert result.returncode == 1
+    assert "is not migrated to this version of Skyline: run `skyline migrate`" in result.stderr
+    assert runs(record_dir, "noop") == [] and runtime.queue().size("default") == 1
 
 
 def test_release_delete_and_fail_from_inside_a_job(runtime, skyline, record_dir):

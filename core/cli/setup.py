@@ -15,10 +15,10 @@ import click
 from core import demo as demo_jobs
 from core.cli.common import AppContext, pass_app, progress, took
 from core.connections import redact, redis_url
-from core.db import SCHEMA_REVISION
 from core.db import migrate as run_migrations
 from core.dispatcher import Dispatcher
 from core.embedded import stop_embedded_redis
+from core.schema_revision import SCHEMA_REVISION
 
 STOP_GRACE_S = 30
 POLL_S = 0.2

@@ -94,9 +94,12 @@ def work(
         ),
     )
     queue = runtime.queue(connection)
+    runtime.ensure_schema()  # a store that cannot take failed jobs stops the worker now
     set_dispatcher(runtime.dispatcher)  # jobs that dispatch jobs reuse the worker's connections
     keys = settings.signing_keys()
     workflows = runtime.dispatcher.workflows
     recorder = runtime.dispatcher.recorder(connection)
-    worker = Worker(queue, runtime.failed_store, registry, keys, options, workflows, recorder)
+    worker = Worker(
+        queue, lambda: runtime.failed_store, registry, keys, options, workflows, recorder
+    )
     sys.exit(worker.run())

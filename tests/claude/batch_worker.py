@@ -17,5 +17,7 @@ def work_batches(runtime: Runtime) -> int:
     )
     keys = runtime.settings.signing_keys()
     workflows = runtime.dispatcher.workflows
-    worker = Worker(runtime.queue(), runtime.failed_store, registry, keys, options, workflows)
+    worker = Worker(
+        runtime.queue(), lambda: runtime.failed_store, registry, keys, options, workflows
+    )
     return off_the_main_thread(worker.run, handle_signals=False)

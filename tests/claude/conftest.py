@@ -72,7 +72,7 @@ def work(runtime: Runtime) -> int:
         queues=CLAUDE_QUEUES, stop_when_empty=True, defaults=WorkerDefaults(backoff=0)
     )
     keys = runtime.settings.signing_keys()
-    worker = Worker(runtime.queue(), runtime.failed_store, registry, keys, options)
+    worker = Worker(runtime.queue(), lambda: runtime.failed_store, registry, keys, options)
     return off_the_main_thread(worker.run, handle_signals=False)
 
 

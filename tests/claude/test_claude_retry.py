@@ -172,7 +172,7 @@ def test_two_retries_running_at_once_send_the_request_once(
 
     def ran_until_both_ended() -> bool:
         """A worker stops when nothing is ready: the second may be waiting, released."""
-        worker = Worker(queue, runtime.failed_store, registry, keys, options)
+        worker = Worker(queue, lambda: runtime.failed_store, registry, keys, options)
         off_the_main_thread(worker.run, handle_signals=False)
         return not any(queue.size(name) for name in CLAUDE_QUEUES)
 

@@ -29,7 +29,9 @@ def work(runtime: Runtime, *queues: str) -> None:
     )
     recorder = runtime.dispatcher.recorder()
     keys = runtime.settings.signing_keys()
-    worker = Worker(runtime.queue(), runtime.failed_store, registry, keys, options, None, recorder)
+    worker = Worker(
+        runtime.queue(), lambda: runtime.failed_store, registry, keys, options, None, recorder
+    )
     assert worker.run(handle_signals=False) == 0
 
 
