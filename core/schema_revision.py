@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from core.connections import redact
 from core.settings import ConfigError
 
 # The newest migration; checked against Alembic's head by the tests.
@@ -66,8 +67,6 @@ def _sqlite_revision(url: str) -> str | None:
 
 def _postgres_revision(url: str) -> str | None:
     import psycopg
-
-    from core.connections import redact
 
     libpq_url = "postgresql" + url[url.index(":") :]
     try:
