@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._schema_checked = False
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
@@ -44,15 +45,19 @@ class Runtime:
         return FailedJobRepository(self.engine)
 
     def ensure_schema(self) -> None:
-        """Migrate the embedded SQLite store; ask for ``skyline migrate`` elsewhere."""
-        if schema_is_current(self.settings.sql_url()):
-            return
-        if self.settings.database_url is None:
-            from core.db import migrate
+        """Migrate the embedded SQLite store; ask for ``skyline migrate`` elsewhere.
 
-            migrate(self.engine)
-        else:
+        Checked once per runtime: each check opens a connection of its own, outside the pool.
+        """
+        if self._schema_checked or schema_is_current(self.settings.sql_url()):
+            self._schema_checked = True
+            return
+        if self.settings.database_url is not None:
             raise ConfigError(
                 f"the database at {redact(self.settings.database_url)} is not migrated to this "
                 "version of Skyline: run `skyline migrate`"
             )
+        from core.db import migrate
+
+        migrate(self.engine)
+        self._schema_checked = True
