@@ -29,7 +29,9 @@ Per library and run, from an empty Redis (FLUSHDB, workers stopped):
 
 Libraries take turns within each run, so drifting load hits all of them alike; the
 table shows the median of the runs and each figure's ratio to Skyline's. redis-benchmark
-on the same Redis gives the ceiling.
+on the same Redis gives the ceiling. The last row, ``floor``, is not a library: redis-py
+alone (bench/peers/floor_app.py), measured the same way, shows what Python on redis-py
+can do at all; the targets' lines print it beside what each target asks for.
 """
 
 from __future__ import annotations

@@ -77,6 +77,25 @@ def test_verdicts_give_each_runs_factor_against_that_runs_best_peer():
     )
 
 
+def test_the_floor_is_never_the_best_peer_but_is_shown_beside_what_the_target_asks():
+    results = {
+        "skyline": {"one": [4000.0], "p50": [0.6], "rss": [60.0]},
+        "huey": {"one": [7000.0], "p50": [0.9], "rss": [40.0]},
+        "floor": {"one": [9000.0], "p50": [0.5]},  # ahead of every library; no RSS
+    }
+    lines = {line.split(":")[0]: line for line in verdicts(results)}
+    # 1.5x huey's 7,000 jobs/s is 10,500, more than redis-py alone managed
+    assert lines["- enqueue, one by one"] == (
+        "- enqueue, one by one: Skyline 4,000 jobs/s, best peer huey 7,000 = 0.57x "
+        "(target 1.5x): NOT met; the target asks for 10,500 jobs/s, redis-py alone did 9,000"
+    )
+    # lower is better: the target asks for huey's 0.9 ms / 1.5
+    assert lines["- pickup p50"].endswith(
+        "= 1.50x (target 1.5x): met; the target asks for 0.60 ms, redis-py alone did 0.50"
+    )
+    assert lines["- worker RSS"].endswith("(target 1x): NOT met")  # no floor figure to show
+
+
 def test_percentile_interpolates_between_samples():
     samples = [float(i) for i in range(1, 101)]
     assert percentile(samples, 50) == 50.5

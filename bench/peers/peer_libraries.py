@@ -2,7 +2,9 @@
 
 Versions are pinned to those installed on 2026-11-23, so that runs stay comparable;
 bump them together and re-run. Each worker command is the library's own CLI, as its
-docs recommend; ``concurrency`` says what the sleeping-jobs drain used.
+docs recommend; ``concurrency`` says what the sleeping-jobs drain used. The last entry,
+``floor``, is not a library but bench/peers/floor_app.py: redis-py alone, the least any
+of them can cost.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ LIBRARIES = {
         "processes: worker-pool -n 2, one fork per job",
         "Queue.enqueue_many",
     ),
+    "floor": Library(
+        "floor",
+        ("redis==8.1.0",),
+        f"threads, 2 processes x {SLEEP_CONCURRENCY}",
+        "RPUSH of 1000 jobs",
+    ),
 }
 
 
@@ -128,6 +136,10 @@ def _rq(python: Path, sleeping: bool, redis_url: str) -> Commands:
     return [[*pool, "-u", redis_url, "bench"]]
 
 
+def _floor(python: Path, sleeping: bool, redis_url: str) -> Commands:
+    return [[str(python), "-m", "floor_app"]] * PROCESSES
+
+
 COMMANDS = {
     "skyline": _skyline,
     "huey": _huey,
@@ -138,6 +150,7 @@ COMMANDS = {
     "streaq": _streaq,
     "celery": _celery,
     "rq": _rq,
+    "floor": _floor,
 }
 
 

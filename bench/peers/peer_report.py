@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass
 
 TARGET_RATIO = 1.5  # Skyline at least 1.5x the best peer on rates and pickup latency
+FLOOR = "floor"  # redis-py alone (bench/peers/floor_app.py): not a peer, what the targets meet
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def best_peer(
     peers = [
         (lib, row[metric.key])
         for lib, row in figures.items()
-        if lib != "skyline" and row.get(metric.key) is not None
+        if lib not in ("skyline", FLOOR) and row.get(metric.key) is not None
     ]
     if not peers:
         return None
@@ -119,7 +120,8 @@ def run_by_run(results: dict[str, Runs], metric: Metric) -> list[float]:
 
 def verdicts(results: dict[str, Runs]) -> list[str]:
     """One line per metric: Skyline's median against the best peer's, whether the target
-    is met, and, over several runs, the same factor run by run.
+    is met, over several runs the same factor run by run, and what the target asks for
+    beside what the floor, redis-py alone, managed.
 
     Rates and latency aim at 1.5x the best peer; RSS at no more than the leanest peer.
     """
@@ -140,6 +142,13 @@ def verdicts(results: dict[str, Runs]) -> list[str]:
         factors = run_by_run(results, metric)
         if len(factors) > 1:
             line += "; run by run " + ", ".join(f"{f:.2f}x" for f in factors)
+        floor = figures.get(FLOOR, {}).get(metric.key)
+        if floor is not None:
+            asked = theirs * goal if metric.higher_is_better else theirs / goal
+            line += (
+                f"; the target asks for {figure(asked, metric.unit)} {metric.unit}, "
+                f"redis-py alone did {figure(floor, metric.unit)}"
+            )
         lines.append(line)
     return lines
 
