@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 
 TARGET_RATIO = 1.5  # Skyline at least 1.5x the best peer on rates and pickup latency
-FLOOR = "floor"  # redis-py alone (bench/peers/floor_app.py): not a peer, what the targets meet
+FLOOR = "floor"  # redis-py alone (bench/peers/floor_app.py): never a peer, only a bound
 
 
 @dataclass(frozen=True)
