@@ -149,8 +149,8 @@ def measure(
     per_push = {name: len(taken) / samples for name, taken in sorted(durations.items())}
     redis_us = sum(per_push[name] * statistics.median(taken) for name, taken in durations.items())
     commands = ", ".join(f"{name} x{count:g}" for name, count in per_push.items())
-    median = statistics.median
-    return Pushes(label, median(before_send), median(whole), redis_us, commands)
+    before_send_us, whole_us = statistics.median(before_send), statistics.median(whole)
+    return Pushes(label, before_send_us, whole_us, redis_us, commands)
 
 
 def table(rows: list[tuple[Pushes, Pushes]], idle_ms: float) -> str:
