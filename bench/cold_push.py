@@ -59,7 +59,7 @@ class Pushes:
     before_send_us: float
     whole_us: float
     redis_us: float  # the median run time of each command a push sent, summed
-    commands: str  # what those were, per push: "EVALSHA x2, SADD x1"
+    commands: str  # what those were, per push, scripts by file: "push.lua x1, SADD x1"
 
 
 def parse_args() -> argparse.Namespace:
