@@ -4,6 +4,7 @@ Run it from the repository root, with the project's virtualenv active:
 
     python bench/cold_push.py                          # 300 pushes each way, 20 ms idle
     python bench/cold_push.py --samples 100 --idle-ms 5
+    python bench/cold_push.py --cpus 0,0               # Redis and this script on CPU 0
 
 ``bench/peers.py`` times the pickup of a job pushed onto an idle system, and there Skyline
 takes about twice as long as a bare redis-py RPUSH and BLPOP. This script shows why on the
@@ -19,13 +20,16 @@ of sleep, as the pickup benchmark waits between its pushes. For every push it re
   SLOWLOG (set to log every command for the measurement), summed; a script's own commands
   are inside its time.
 
-All run on a private redis-server on a free loopback port, stopped at the end.
+All run on a private redis-server on a free loopback port, stopped at the end. ``--cpus``
+pins that Redis and this script to the CPUs it names, so that a round trip crosses between
+two CPUs or stays on one; by default the scheduler places them.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import sys
 import tempfile
@@ -66,7 +70,35 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300, help="pushes each way (300)")
     parser.add_argument("--idle-ms", type=float, default=20.0, help="the idle pause (20)")
+    parser.add_argument(
+        "--cpus", type=cpu_pair, help="Redis's CPU and this script's, such as 0,1 (unpinned)"
+    )
     return parser.parse_args()
+
+
+def cpu_pair(text: str) -> tuple[int, int]:
+    """``--cpus``: the CPU for Redis, then the one for this script."""
+    try:
+        redis_cpu, script_cpu = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"give two CPU numbers, Redis's then this script's, such as 0,1: not {text!r}"
+        ) from None
+    usable = sorted(os.sched_getaffinity(0))
+    for cpu in (redis_cpu, script_cpu):
+        if cpu not in usable:
+            raise argparse.ArgumentTypeError(
+                f"CPU {cpu} is not one this process may run on: {usable}"
+            )
+    return redis_cpu, script_cpu
+
+
+def pin(redis_pid: int, script_pid: int, cpus: tuple[int, int]) -> str:
+    """Pin Redis and the script each to one CPU; says where, for the output's first line."""
+    redis_cpu, script_cpu = cpus
+    os.sched_setaffinity(redis_pid, {redis_cpu})
+    os.sched_setaffinity(script_pid, {script_cpu})
+    return f"Redis on CPU {redis_cpu}, this script on CPU {script_cpu}"
 
 
 @contextmanager
@@ -175,7 +207,10 @@ def main() -> None:
         raise SystemExit("--samples must be at least 1 and --idle-ms above 0")
     with tempfile.TemporaryDirectory(prefix="skyline-cold-push-") as tmp:
         redis_process, redis_url = start_redis(Path(tmp))
+        placed = "placed by the scheduler"
         try:
+            if args.cpus:
+                placed = pin(redis_process.pid, os.getpid(), args.cpus)
             bench = open_bench(Path(tmp), redis_url, runs=1)
             client = redis.Redis.from_url(redis_url)
             noop = bench.jobs.noop
@@ -196,7 +231,10 @@ def main() -> None:
         finally:
             redis_process.terminate()
             redis_process.wait()
-    print(f"A push back to back and after {args.idle_ms:g} ms idle ({args.samples} each way)")
+    print(
+        f"A push back to back and after {args.idle_ms:g} ms idle ({args.samples} each way; "
+        f"{placed})"
+    )
     print(table(rows, args.idle_ms))
 
 
