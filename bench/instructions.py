@@ -15,7 +15,9 @@ jobs, so that start-up, imports and connecting cancel out:
 - ``dispatch()`` of a no-op job, one by one, with job records and metrics (the default);
 - the same without them (``[records] enabled = false``);
 - a worker (``skyline work --stop-when-empty``) draining no-op jobs pushed beforehand in
-  bulk, with records and metrics.
+  bulk, with records and metrics;
+- the same worker with 50 slots draining async no-op jobs, which run on its event loop as
+  the 10 ms jobs of ``bench/peers.py`` do.
 
 Only the measured Python process is counted: Redis's work and the time spent waiting for it
 are not. Everything runs on a private redis-server on a free loopback port and a SQLite file
@@ -45,9 +47,11 @@ from bench.harness import (
 )
 from bench.recording_cost import without_recording
 from core import dispatch_bulk, set_dispatcher
+from core.job import FunctionJob
 
 DISPATCH = "from bench.jobs import noop\nfor _ in range({n}): noop.dispatch()"
 BULK = 1000
+ASYNC_SLOTS = ["--concurrency", "50"]
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
@@ -79,12 +83,20 @@ def dispatching(bench: Bench, n: int) -> int:
 
 
 def draining(bench: Bench, n: int) -> int:
+    return drained(bench, bench.jobs.noop, n, [])
+
+
+def draining_async(bench: Bench, n: int) -> int:
+    return drained(bench, bench.jobs.async_noop, n, ASYNC_SLOTS)
+
+
+def drained(bench: Bench, job: FunctionJob, n: int, extra: list[str]) -> int:
     reset(bench)
     set_dispatcher(bench.runtime.dispatcher)
     for first in range(0, n, BULK):
-        dispatch_bulk([bench.jobs.noop.prepare() for _ in range(min(BULK, n - first))])
-    counted = instructions(bench, [*WORKER, "--stop-when-empty"])
-    check_drained(bench, f"drain of {n} no-op jobs under valgrind")
+        dispatch_bulk([job.prepare() for _ in range(min(BULK, n - first))])
+    counted = instructions(bench, [*WORKER, *extra, "--stop-when-empty"])
+    check_drained(bench, f"drain of {n} {job.name} jobs under valgrind")
     return counted
 
 
@@ -115,6 +127,10 @@ def main() -> None:
                     per_job(without_recording(bench), dispatching, small, large),
                 ),
                 ("worker, no-op job, recording on", per_job(bench, draining, small, large)),
+                (
+                    "worker, async no-op job, 50 slots",
+                    per_job(bench, draining_async, small, large),
+                ),
             ]
         finally:
             redis_process.terminate()

@@ -20,6 +20,11 @@ def noop() -> None:
 
 
 @job(queue=BENCH_QUEUE)
+async def async_noop() -> None:
+    """Does nothing on the event loop: Skyline's own cost per async job."""
+
+
+@job(queue=BENCH_QUEUE)
 async def async_sleep_10ms() -> None:
     """Waits 10 ms without holding the CPU, like a small network call."""
     await asyncio.sleep(SLEEP_S)
