@@ -152,7 +152,10 @@ async def run_async(
     error: BaseException | None = None
     try:
         if _let_through(prepared, ctx, ran):
-            await asyncio.wait_for(prepared.call(), timeout_s or None)
+            # Not wait_for: on Python 3.11 it wraps the job in a task of its own (README,
+            # *Instructions per job*).
+            async with asyncio.timeout(timeout_s or None):
+                await prepared.call()
     except TimeoutError:
         error = JobTimeoutError(f"{payload.job_name} ran longer than its {timeout_s:g} s timeout")
     except Exception as exc:

@@ -1,5 +1,6 @@
 """Slots: async jobs started together reach the event loop in one hand-over, when the
-block that starts them ends; a job started on its own reaches it at once."""
+block that starts them ends; a job started on its own reaches it at once. Async jobs that
+end in one turn of the loop are finished together, after the last of them has ended."""
 
 from __future__ import annotations
 
@@ -21,16 +22,19 @@ class Jobs:
     def __init__(self) -> None:
         self.begun: list[int] = []
         self.finished: list[int] = []
+        self.steps: list[str] = []  # "ended N" and "finished N", in the order they happened
         self._lock = threading.Lock()
 
     def start(self, slots: Slots, n: int) -> None:
         async def job() -> Outcome:
             self.begun.append(n)
+            self.steps.append(f"ended {n}")
             return Outcome(Result.COMPLETED)
 
         def finish(outcome: Outcome) -> None:
             with self._lock:
                 self.finished.append(n)
+                self.steps.append(f"finished {n}")
             slots.give_back()
 
         taken = slots.take(0)  # every free slot: keep one, as the worker would
@@ -95,3 +99,14 @@ def test_jobs_started_before_an_error_in_the_block_still_run(slots):
 
     jobs.wait_finished(1)
     assert jobs.begun == [0]
+
+
+def test_jobs_that_end_in_one_turn_of_the_loop_are_finished_together(slots):
+    jobs = Jobs()
+
+    with slots.starting_together():
+        for n in range(3):
+            jobs.start(slots, n)
+
+    jobs.wait_finished(3)
+    assert jobs.steps == [f"ended {n}" for n in range(3)] + [f"finished {n}" for n in range(3)]
