@@ -24,6 +24,8 @@ from typing import Any
 
 SIGNATURE_HEX_CHARS = 32
 REQUIRED_BODY_FIELDS = ("id", "job", "queue", "connection")
+# Made once: json.dumps builds a new encoder on every call that passes it an option.
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 class PayloadError(ValueError):
@@ -115,7 +117,7 @@ def envelope(
     lost: int = 0,
     available_at: int = 0,
 ) -> str:
-    return json.dumps(
+    return COMPACT_JSON.encode(
         {
             "body": body_json,
             "sig": sig,
@@ -124,14 +126,13 @@ def envelope(
             "lost": lost,
             "lease": None,
             "available_at": available_at,
-        },
-        separators=(",", ":"),
+        }
     )
 
 
 def build(body: dict[str, Any], key: str, *, available_at: int) -> str:
     """A new signed payload string for ``body``."""
-    body_json = json.dumps(body, separators=(",", ":"))
+    body_json = COMPACT_JSON.encode(body)
     return envelope(body_json, sign(body_json, key), available_at=available_at)
 
 
